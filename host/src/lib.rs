@@ -1,1 +1,10 @@
-pub mod dummy {}
+//! Double Time: a Kalshi × Polymarket buy-both arbitrage host.
+//!
+//! Data flows one way: `venues` (wire → domain events) → `domain` (books, prices,
+//! fees) → `bus` → `strategy` (wasm plugins) → `risk` → `execution` → `store`;
+//! `api` observes and steers. `config` loads and validates the settings.
+
+pub mod app;
+pub mod bus;
+pub mod config;
+pub mod domain;

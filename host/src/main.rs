@@ -1,1 +1,73 @@
-fn main() {}
+//! The `doubletime` binary: parse the command line, load the configuration,
+//! wire the components, run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use doubletime::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "doubletime",
+    version,
+    about = "Kalshi x Polymarket buy-both arbitrage host"
+)]
+struct Cli {
+    /// TOML configuration file (see doubletime.example.toml).
+    #[arg(long, short, global = true, env = "DOUBLETIME_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: feeds, books, plugins, risk, executor, store and API.
+    Run {
+        /// Stop by itself after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Load the configuration, print it (secrets redacted) and exit.
+    CheckConfig,
+}
+
+fn main() {
+    // One clear line, no backtrace noise, for configuration and start-up errors.
+    if let Err(e) = real_main() {
+        eprintln!("doubletime: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // `.env` fills in variables that are not already set in the environment.
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .init();
+    let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())?;
+    match cli.command.unwrap_or(Command::Run { duration: None }) {
+        Command::CheckConfig => {
+            println!(
+                "{}",
+                toml::to_string_pretty(&config).context("printing the configuration")?
+            );
+            Ok(())
+        }
+        Command::Run { duration } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(doubletime::app::run(
+                config,
+                duration.map(Duration::from_secs),
+            ))
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! A topic that keeps at most one pending delivery per key for each consumer.
+//!
+//! A publish for a key already waiting merges into the waiting value (the merge
+//! function decides how) and keeps its place in the queue, so keys are served
+//! fairly in the order they first changed. Memory per consumer is bounded by the
+//! number of keys, and publishing never waits.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Counters, TopicStats};
+
+struct Pending<K, V> {
+    values: HashMap<K, V>,
+    order: VecDeque<K>,
+    closed: bool,
+}
+
+struct Queue<K, V> {
+    pending: Mutex<Pending<K, V>>,
+    // Both: async consumers wait on `notify`, the strategy's OS threads on `ready`.
+    notify: Notify,
+    ready: Condvar,
+}
+
+impl<K, V> Queue<K, V> {
+    fn lock(&self) -> MutexGuard<'_, Pending<K, V>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single insert/remove calls), so a poisoned lock is still usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type MergeFn<V> = fn(V, V) -> V;
+
+pub struct Coalescing<K, V> {
+    subscribers: Mutex<Vec<Arc<Queue<K, V>>>>,
+    merge: MergeFn<V>,
+    counters: Arc<Counters>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
+    pub fn new(merge: MergeFn<V>) -> Self {
+        Coalescing {
+            subscribers: Mutex::new(Vec::new()),
+            merge,
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn subscribe(&self) -> CoalescingReceiver<K, V> {
+        let q = Arc::new(Queue {
+            pending: Mutex::new(Pending {
+                values: HashMap::new(),
+                order: VecDeque::new(),
+                closed: false,
+            }),
+            notify: Notify::new(),
+            ready: Condvar::new(),
+        });
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(q.clone());
+        CoalescingReceiver { queue: q }
+    }
+
+    /// Never blocks on a consumer: at worst it waits for a consumer's short
+    /// critical section (one map operation).
+    pub fn publish(&self, key: K, value: V) {
+        self.counters.published();
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget consumers that went away.
+        subs.retain(|q| Arc::strong_count(q) > 1);
+        for q in subs.iter() {
+            let mut p = q.lock();
+            match p.values.remove(&key) {
+                Some(old) => {
+                    let merged = (self.merge)(old, value.clone());
+                    p.values.insert(key.clone(), merged);
+                    self.counters.coalesced();
+                }
+                None => {
+                    p.values.insert(key.clone(), value.clone());
+                    p.order.push_back(key.clone());
+                }
+            }
+            drop(p);
+            q.notify.notify_one();
+            q.ready.notify_one();
+        }
+    }
+
+    pub fn stats(&self) -> TopicStats {
+        self.counters.snapshot()
+    }
+}
+
+pub struct CoalescingReceiver<K, V> {
+    queue: Arc<Queue<K, V>>,
+}
+
+impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
+    fn pop(p: &mut Pending<K, V>) -> Option<(K, V)> {
+        let key = p.order.pop_front()?;
+        let value = p.values.remove(&key)?;
+        Some((key, value))
+    }
+
+    pub fn try_recv(&self) -> Option<(K, V)> {
+        Self::pop(&mut self.queue.lock())
+    }
+
+    /// Waits for the next key that changed.
+    pub async fn recv(&self) -> (K, V) {
+        loop {
+            let notified = self.queue.notify.notified();
+            if let Some(kv) = self.try_recv() {
+                return kv;
+            }
+            notified.await;
+        }
+    }
+
+    /// Blocking form for dedicated threads; `None` on timeout or after [`Self::close`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<(K, V)> {
+        let mut p = self.queue.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(kv) = Self::pop(&mut p) {
+                return Some(kv);
+            }
+            if p.closed {
+                return None;
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            p = self
+                .queue
+                .ready
+                .wait_timeout(p, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Number of keys waiting.
+    pub fn pending(&self) -> usize {
+        self.queue.lock().order.len()
+    }
+
+    /// A handle that wakes a thread blocked in [`Self::recv_timeout`] for good.
+    pub fn closer(&self) -> impl Fn() + Send + Sync + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let q = self.queue.clone();
+        move || {
+            q.lock().closed = true;
+            q.ready.notify_all();
+            q.notify.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latest(_: u64, new: u64) -> u64 {
+        new
+    }
+
+    #[test]
+    fn a_lagging_consumer_gets_one_latest_value_per_key_in_first_change_order() {
+        let topic: Coalescing<u32, u64> = Coalescing::new(latest);
+        let rx = topic.subscribe();
+        for i in 0..1000u64 {
+            topic.publish((i % 3) as u32, i);
+        }
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv()).collect();
+        assert_eq!(got, vec![(0, 999), (1, 997), (2, 998)]);
+        let s = topic.stats();
+        assert_eq!((s.published, s.coalesced, s.dropped), (1000, 997, 0));
+    }
+
+    #[test]
+    fn each_consumer_has_its_own_queue() {
+        let topic: Coalescing<u32, u64> = Coalescing::new(latest);
+        let fast = topic.subscribe();
+        let slow = topic.subscribe();
+        topic.publish(1, 1);
+        assert_eq!(fast.try_recv(), Some((1, 1)));
+        topic.publish(1, 2);
+        assert_eq!(fast.try_recv(), Some((1, 2)));
+        assert_eq!(
+            slow.try_recv(),
+            Some((1, 2)),
+            "merged for the slow consumer only"
+        );
+        assert_eq!(topic.stats().coalesced, 1);
+    }
+
+    #[test]
+    fn dropped_consumers_are_forgotten() {
+        let topic: Coalescing<u32, u64> = Coalescing::new(latest);
+        let rx = topic.subscribe();
+        drop(rx);
+        topic.publish(1, 1);
+        assert_eq!(topic.subscribers.lock().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn blocking_receiver_wakes_on_publish_and_on_close() {
+        let topic: Arc<Coalescing<u32, u64>> = Arc::new(Coalescing::new(latest));
+        let rx = topic.subscribe();
+        let close = rx.closer();
+        let t = {
+            let topic = topic.clone();
+            std::thread::spawn(move || topic.publish(7, 70))
+        };
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Some((7, 70)));
+        t.join().unwrap();
+        close();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), None);
+    }
+
+    #[tokio::test]
+    async fn async_receiver_waits_for_the_next_change() {
+        let topic: Arc<Coalescing<u32, u64>> = Arc::new(Coalescing::new(latest));
+        let rx = topic.subscribe();
+        let publisher = {
+            let topic = topic.clone();
+            tokio::spawn(async move { topic.publish(3, 30) })
+        };
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(got, (3, 30));
+        publisher.await.unwrap();
+    }
+}

@@ -1,0 +1,109 @@
+//! `buy-both`: the original bot's rule as a strategy plugin. Buys YES on one
+//! venue and NO on the other when together they cost less than $1 after both
+//! venues' taker fees, by at least `min-profit` per contract, in both directions,
+//! sized to the depth at the best price.
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::RefCell;
+
+    use strategy_rules::buy_both::{self as rule, Params};
+
+    wit_bindgen::generate!({ path: "../../wit", world: "strategy" });
+
+    use doubletime::strategy::host::{LogLevel, log};
+    use doubletime::strategy::types::{ParamSpec, Venue, VenueQuote};
+
+    thread_local! {
+        static PARAMS: RefCell<Params> = RefCell::new(Params::default());
+    }
+
+    fn quote(q: &VenueQuote) -> rule::Quote {
+        rule::Quote {
+            yes_ask: q.yes_ask,
+            yes_ask_size: q.yes_ask_size,
+            no_ask: q.no_ask,
+            no_ask_size: q.no_ask_size,
+            taker_fee_ppm: q.taker_fee_ppm,
+            fee_exponent: q.fee_exponent,
+            min_size: q.min_size,
+            size_step: q.size_step,
+        }
+    }
+
+    fn venue(v: rule::Venue) -> Venue {
+        match v {
+            rule::Venue::Kalshi => Venue::Kalshi,
+            rule::Venue::Polymarket => Venue::Polymarket,
+        }
+    }
+
+    struct BuyBoth;
+
+    impl Guest for BuyBoth {
+        fn describe() -> PluginInfo {
+            let d = Params::default();
+            PluginInfo {
+                name: "buy-both".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                description: "Buy YES on one venue and NO on the other when both cost less than $1 after fees".into(),
+                params: vec![
+                    ParamSpec {
+                        name: "min-profit".into(),
+                        description: "Minimum net edge per contract after fees".into(),
+                        unit: "micro-dollars per contract".into(),
+                        default_value: d.min_profit,
+                    },
+                    ParamSpec {
+                        name: "max-size".into(),
+                        description: "Largest trade".into(),
+                        unit: "hundredths of a contract".into(),
+                        default_value: d.max_size,
+                    },
+                ],
+            }
+        }
+
+        fn configure(params: Vec<Param>) -> Result<(), String> {
+            PARAMS.with(|cell| {
+                let mut next = *cell.borrow();
+                for p in &params {
+                    next.set(&p.name, p.value)?;
+                }
+                *cell.borrow_mut() = next;
+                log(
+                    LogLevel::Info,
+                    &format!("min-profit={} max-size={}", next.min_profit, next.max_size),
+                );
+                Ok(())
+            })
+        }
+
+        fn register_markets(_markets: Vec<MarketInfo>) {}
+
+        fn evaluate(view: MarketView) -> Vec<Opportunity> {
+            let params = PARAMS.with(|c| *c.borrow());
+            let mut found = Vec::new();
+            rule::evaluate(
+                &quote(&view.kalshi),
+                &quote(&view.polymarket),
+                &params,
+                &mut found,
+            );
+            found
+                .into_iter()
+                .map(|f| Opportunity {
+                    market: view.market,
+                    buy_yes_on: venue(f.buy_yes_on),
+                    buy_no_on: venue(f.buy_no_on),
+                    yes_limit: f.yes_limit,
+                    no_limit: f.no_limit,
+                    size: f.size,
+                    expected_net_edge: f.net,
+                })
+                .collect()
+        }
+    }
+
+    export!(BuyBoth);
+}

@@ -1,0 +1,193 @@
+//! The buy-both rule on plain integers (see plugins/RULE.md).
+
+/// A venue as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Venue {
+    Kalshi,
+    Polymarket,
+}
+
+/// One venue's top of book and fees (units as in wit/strategy.wit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quote {
+    pub yes_ask: u32,
+    pub yes_ask_size: u64,
+    pub no_ask: u32,
+    pub no_ask_size: u64,
+    pub taker_fee_ppm: u32,
+    pub fee_exponent: u32,
+    pub min_size: u64,
+    pub size_step: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub buy_yes_on: Venue,
+    pub buy_no_on: Venue,
+    pub yes_limit: u32,
+    pub no_limit: u32,
+    pub size: u64,
+    pub net: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Micro-dollars per contract.
+    pub min_profit: i64,
+    /// Hundredths of a contract.
+    pub max_size: i64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_profit: 10_000,
+            max_size: 10_000,
+        }
+    }
+}
+
+impl Params {
+    /// Applies `name = value`; the error names the parameter.
+    pub fn set(&mut self, name: &str, value: i64) -> Result<(), String> {
+        match name {
+            "min-profit" if value < 0 => Err(format!("min-profit must be >= 0, got {value}")),
+            "min-profit" => Ok(self.min_profit = value),
+            "max-size" if value <= 0 => Err(format!("max-size must be > 0, got {value}")),
+            "max-size" => Ok(self.max_size = value),
+            other => Err(format!("unknown parameter '{other}'")),
+        }
+    }
+}
+
+const CENT_RAW: u128 = 1_000_000_000_000_000_000; // 10^18: raw Kalshi units per cent
+
+fn ceil_div(a: u128, b: u128) -> u128 {
+    a.div_ceil(b)
+}
+
+/// Fee in micro-dollars for buying `size` hundredths at `p` micro-dollars on `venue`.
+/// `None` if the numbers overflow (treated as "no trade").
+pub fn fee(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u128> {
+    let p = u128::from(p);
+    let curve = p * (1_000_000 - p);
+    match venue {
+        Venue::Kalshi => {
+            let raw = u128::from(q.taker_fee_ppm)
+                .checked_mul(u128::from(size))?
+                .checked_mul(curve)?;
+            Some(ceil_div(raw, CENT_RAW) * 10_000)
+        }
+        Venue::Polymarket => {
+            let mut raw = u128::from(size).checked_mul(u128::from(q.taker_fee_ppm))?;
+            let mut denom: u128 = 10_000;
+            for _ in 0..q.fee_exponent {
+                raw = raw.checked_mul(curve)?;
+                denom = denom.checked_mul(1_000_000_000_000)?;
+            }
+            Some(ceil_div(raw, denom) * 100)
+        }
+    }
+}
+
+fn floor_to(size: u64, step: u64) -> u64 {
+    let step = step.max(1);
+    size - size % step
+}
+
+/// One direction: YES on `a`, NO on `b`.
+pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) -> Option<Found> {
+    let (yes, no) = (a.yes_ask, b.no_ask);
+    if yes == 0 || no == 0 || yes >= 1_000_000 || no >= 1_000_000 {
+        return None;
+    }
+    let max = u64::try_from(params.max_size).ok()?;
+    let mut size = a.yes_ask_size.min(b.no_ask_size).min(max);
+    size = floor_to(floor_to(size, a.size_step), b.size_step);
+    if size == 0 || size < a.min_size.max(b.min_size) {
+        return None;
+    }
+    let s = u128::from(size);
+    let cost = ceil_div(u128::from(yes) * s, 100) + ceil_div(u128::from(no) * s, 100);
+    let fees = fee(av, a, yes, size)? + fee(bv, b, no, size)?;
+    let net = i128::try_from(s * 10_000).ok()? - i128::try_from(cost + fees).ok()?;
+    let threshold = i128::from(params.min_profit) * i128::try_from(s).ok()?;
+    if net <= 0 || net * 100 < threshold {
+        return None;
+    }
+    Some(Found {
+        buy_yes_on: av,
+        buy_no_on: bv,
+        yes_limit: yes,
+        no_limit: no,
+        size,
+        net: i64::try_from(net).ok()?,
+    })
+}
+
+/// Both directions, Kalshi-YES first.
+pub fn evaluate(kalshi: &Quote, polymarket: &Quote, params: &Params, out: &mut Vec<Found>) {
+    out.extend(direction(
+        Venue::Kalshi,
+        kalshi,
+        Venue::Polymarket,
+        polymarket,
+        params,
+    ));
+    out.extend(direction(
+        Venue::Polymarket,
+        polymarket,
+        Venue::Kalshi,
+        kalshi,
+        params,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote(yes: u32, no: u32, size: u64, ppm: u32) -> Quote {
+        Quote {
+            yes_ask: yes,
+            yes_ask_size: size,
+            no_ask: no,
+            no_ask_size: size,
+            taker_fee_ppm: ppm,
+            fee_exponent: 1,
+            min_size: 1,
+            size_step: 1,
+        }
+    }
+
+    #[test]
+    fn worked_example() {
+        let k = quote(400_000, 0, 10_000, 70_000);
+        let p = quote(0, 550_000, 10_000, 40_000);
+        assert_eq!(fee(Venue::Kalshi, &k, 400_000, 10_000), Some(1_680_000));
+        assert_eq!(fee(Venue::Polymarket, &p, 550_000, 10_000), Some(990_000));
+        let mut out = Vec::new();
+        evaluate(&k, &p, &Params::default(), &mut out);
+        assert_eq!(
+            out,
+            vec![Found {
+                buy_yes_on: Venue::Kalshi,
+                buy_no_on: Venue::Polymarket,
+                yes_limit: 400_000,
+                no_limit: 550_000,
+                size: 10_000,
+                net: 2_330_000
+            }]
+        );
+    }
+
+    #[test]
+    fn params_are_checked() {
+        let mut p = Params::default();
+        assert!(p.set("min-profit", -1).is_err());
+        assert!(p.set("max-size", 0).is_err());
+        assert!(p.set("nope", 1).unwrap_err().contains("nope"));
+        p.set("max-size", 5).unwrap();
+        assert_eq!(p.max_size, 5);
+    }
+}
