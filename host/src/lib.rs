@@ -5,6 +5,8 @@
 //! `api` observes and steers. `config` loads and validates the settings.
 
 pub mod app;
+pub mod books;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod strategy;

@@ -131,7 +131,7 @@ function fee(venue, quote, p, size) {
 export function evaluateDirection(a, aVenue, b, bVenue, config) {
   const yes = BigInt(a.yesAsk);
   const no = BigInt(b.noAsk);
-  if (yes === 0n || no === 0n) return null;
+  if (yes === 0n || no === 0n || yes >= 1000000n || no >= 1000000n) return null;
 
   let size = BigInt(a.yesAskSize);
   const bSize = BigInt(b.noAskSize);

@@ -107,7 +107,7 @@ def evaluate(view, cfg: Config) -> List[Opp]:
     for va, a, vb, b in ((KALSHI, k, POLYMARKET, pm), (POLYMARKET, pm, KALSHI, k)):
         yes = a.yes_ask
         no = b.no_ask
-        if yes == 0 or no == 0:
+        if yes == 0 or no == 0 or yes >= 1_000_000 or no >= 1_000_000:
             continue
         size = min(a.yes_ask_size, b.no_ask_size, cfg.max_size)
         step = a.size_step or 1
@@ -119,6 +119,6 @@ def evaluate(view, cfg: Config) -> List[Opp]:
         cost = _ceil_div(yes * size, 100) + _ceil_div(no * size, 100)
         payout = size * 10000
         net = payout - cost - fee(va, a, size, yes) - fee(vb, b, size, no)
-        if net > 0 and net * 100 >= cfg.min_profit * size:
+        if net > 0 and net * 100 >= cfg.min_profit * size and net < 2**63:
             out.append(Opp(view.market, va, vb, yes, no, size, net))
     return out

@@ -18,6 +18,8 @@ struct Pending<K, V> {
     values: HashMap<K, V>,
     order: VecDeque<K>,
     closed: bool,
+    /// Set by a waker: the blocked consumer returns early to do other work.
+    woken: bool,
 }
 
 struct Queue<K, V> {
@@ -58,6 +60,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
                 values: HashMap::new(),
                 order: VecDeque::new(),
                 closed: false,
+                woken: false,
             }),
             notify: Notify::new(),
             ready: Condvar::new(),
@@ -126,7 +129,8 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
         }
     }
 
-    /// Blocking form for dedicated threads; `None` on timeout or after [`Self::close`].
+    /// Blocking form for dedicated threads; `None` on timeout, when woken by a
+    /// [`Self::waker`], or once closed by a [`Self::closer`].
     pub fn recv_timeout(&self, timeout: Duration) -> Option<(K, V)> {
         let mut p = self.queue.lock();
         let deadline = std::time::Instant::now() + timeout;
@@ -135,6 +139,10 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
                 return Some(kv);
             }
             if p.closed {
+                return None;
+            }
+            if p.woken {
+                p.woken = false;
                 return None;
             }
             let left = deadline.checked_duration_since(std::time::Instant::now())?;
@@ -150,6 +158,25 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
     /// Number of keys waiting.
     pub fn pending(&self) -> usize {
         self.queue.lock().order.len()
+    }
+
+    /// Whether a [`Self::closer`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.queue.lock().closed
+    }
+
+    /// A handle that makes a blocked [`Self::recv_timeout`] return once (so the
+    /// consumer can look at its other inputs without polling).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let q = self.queue.clone();
+        move || {
+            q.lock().woken = true;
+            q.ready.notify_all();
+        }
     }
 
     /// A handle that wakes a thread blocked in [`Self::recv_timeout`] for good.
@@ -225,6 +252,14 @@ mod tests {
         };
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Some((7, 70)));
         t.join().unwrap();
+        let wake = rx.waker();
+        wake();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            None,
+            "woken early"
+        );
+        assert!(!rx.is_closed());
         close();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), None);
     }

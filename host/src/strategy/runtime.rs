@@ -1,0 +1,864 @@
+//! The plugin runtime: evaluates every enabled plugin on every book change, on a
+//! dedicated thread, and swaps plugin versions between two evaluations.
+//!
+//! One worker thread owns every plugin's long-lived store. Everything that
+//! changes the set of plugins (install, remove, enable, configure, markets)
+//! arrives as a command the worker applies before its next evaluation, so a
+//! book change is evaluated by exactly one version of each plugin: never by
+//! neither, never by both. Loading (compile, check, smoke call) happens on the
+//! caller's thread, off the hot path.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::bindings::{MarketInfo, MarketView, Param, ParamSpec, Venue as WitVenue};
+use super::engine::{Fault, LoadError, PluginCode, PluginHost, PluginInstance, valid_plugin_name};
+use super::state::now_micros;
+use super::stats::{Histogram, LatencySummary, PluginStats};
+use super::view;
+use crate::books::BookStore;
+use crate::bus::{BookChanged, Bus, CoalescingReceiver, StatusEvent};
+use crate::domain::events::{ArbitrageOpportunityFound, PluginStatus, PluginStatusChanged};
+use crate::domain::{Opportunity, PairId, Price, Size, Venue};
+
+/// How the runtime contains misbehaving plugins.
+#[derive(Debug, Clone)]
+pub struct FaultPolicy {
+    /// Faults within `window` that quarantine a plugin.
+    pub max_faults: usize,
+    pub window: Duration,
+}
+
+impl Default for FaultPolicy {
+    fn default() -> Self {
+        FaultPolicy {
+            max_faults: 3,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where a plugin stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "reason")]
+pub enum PluginMode {
+    Active,
+    Disabled,
+    /// Disabled by the runtime after repeated faults; enabling it again resets it.
+    Quarantined(String),
+}
+
+/// What the API and tests see of one plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginReport {
+    pub name: String,
+    pub mode: PluginMode,
+    /// The plugin's own name, version and description from `describe`.
+    pub plugin_name: String,
+    pub plugin_version: String,
+    pub description: String,
+    /// Content hash (sha256) of the running version.
+    pub sha256: String,
+    pub wit_version: &'static str,
+    pub loaded_at_us: u64,
+    pub load_ms: f64,
+    pub from_cache: bool,
+    pub reloads: u64,
+    pub params: Vec<ParamReport>,
+    pub calls: u64,
+    pub opportunities: u64,
+    pub faults: u64,
+    pub last_error: Option<String>,
+    /// Why the most recent new file was refused (the old version kept running).
+    pub last_rejection: Option<String>,
+    pub latency: LatencySummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamReport {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub default: i64,
+    pub value: i64,
+}
+
+struct Registered {
+    code: Arc<PluginCode>,
+    mode: PluginMode,
+    overrides: BTreeMap<String, i64>,
+    stats: Arc<PluginStats>,
+    reloads: u64,
+    last_rejection: Option<String>,
+}
+
+fn params_for(specs: &[ParamSpec], overrides: &BTreeMap<String, i64>) -> Vec<Param> {
+    specs
+        .iter()
+        .map(|s| Param {
+            name: s.name.clone(),
+            value: overrides.get(&s.name).copied().unwrap_or(s.default_value),
+        })
+        .collect()
+}
+
+enum Command {
+    Install {
+        code: Arc<PluginCode>,
+        instance: PluginInstance,
+        params: Vec<Param>,
+        markets_gen: u64,
+        stats: Arc<PluginStats>,
+        done: mpsc::Sender<()>,
+    },
+    Remove {
+        name: String,
+        done: mpsc::Sender<()>,
+    },
+    SetEnabled {
+        name: String,
+        enabled: bool,
+        done: mpsc::Sender<()>,
+    },
+    Configure {
+        name: String,
+        params: Vec<Param>,
+        done: mpsc::Sender<Result<(), String>>,
+    },
+    Markets {
+        markets: Arc<Vec<MarketInfo>>,
+        generation: u64,
+    },
+}
+
+struct Slot {
+    name: String,
+    code: Arc<PluginCode>,
+    instance: Option<PluginInstance>,
+    params: Vec<Param>,
+    markets_gen: u64,
+    enabled: bool,
+    quarantined: bool,
+    recent_faults: VecDeque<Instant>,
+    stats: Arc<PluginStats>,
+}
+
+/// Shared between the runtime handle, its worker and its loaders.
+struct Shared {
+    host: PluginHost,
+    registry: Mutex<BTreeMap<String, Registered>>,
+    markets: Mutex<(Arc<Vec<MarketInfo>>, u64)>,
+    books: Arc<BookStore>,
+    bus: Arc<Bus>,
+    policy: FaultPolicy,
+    /// Book changes evaluated (after coalescing).
+    evaluations: AtomicU64,
+    /// Book message received → all plugins decided.
+    tick_to_decision: Histogram,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, BTreeMap<String, Registered>> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status(&self, plugin: &str, status: PluginStatus) {
+        match &status {
+            PluginStatus::Rejected(r) | PluginStatus::Faulted(r) | PluginStatus::Quarantined(r) => {
+                tracing::warn!(plugin, status = ?status, "plugin {}", r)
+            }
+            _ => tracing::info!(plugin, status = ?status, "plugin status"),
+        }
+        self.bus
+            .status
+            .publish(StatusEvent::Plugin(PluginStatusChanged {
+                plugin: plugin.to_string(),
+                status,
+                at: now_micros(),
+            }));
+    }
+}
+
+pub struct StrategyRuntime {
+    shared: Arc<Shared>,
+    control: Mutex<mpsc::Sender<Command>>,
+    wake: Box<dyn Fn() + Send + Sync>,
+    close: Box<dyn Fn() + Send + Sync>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    watcher: Mutex<Option<super::watch::DirWatcher>>,
+}
+
+impl StrategyRuntime {
+    /// Starts the worker thread. Plugins are added with [`Self::load_file`],
+    /// [`Self::load_dir`] or the folder watcher ([`Self::watch`]).
+    pub fn start(
+        host: PluginHost,
+        books: Arc<BookStore>,
+        bus: Arc<Bus>,
+        policy: FaultPolicy,
+    ) -> Arc<Self> {
+        let rx_books = bus.books.subscribe();
+        let wake = rx_books.waker();
+        let close = rx_books.closer();
+        let shared = Arc::new(Shared {
+            host,
+            registry: Mutex::new(BTreeMap::new()),
+            markets: Mutex::new((Arc::new(Vec::new()), 0)),
+            books,
+            bus,
+            policy,
+            evaluations: AtomicU64::new(0),
+            tick_to_decision: Histogram::default(),
+        });
+        let (tx, rx) = mpsc::channel();
+        let worker_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("strategy".into())
+            .spawn(move || {
+                Worker {
+                    shared: worker_shared,
+                    slots: Vec::new(),
+                    view: view::empty_view(),
+                }
+                .run(rx, rx_books)
+            })
+            .expect("spawning the strategy thread");
+        let rt = Arc::new(StrategyRuntime {
+            shared,
+            control: Mutex::new(tx),
+            wake: Box::new(wake),
+            close: Box::new(close),
+            worker: Mutex::new(Some(worker)),
+            watcher: Mutex::new(None),
+        });
+        rt.sync_markets();
+        rt
+    }
+
+    fn send(&self, cmd: Command) {
+        // The worker only stops at shutdown; a command after that is moot.
+        let _ = self
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(cmd);
+        (self.wake)();
+    }
+
+    /// Tells plugins about the current set of pairs (after a pair is added or removed).
+    pub fn sync_markets(&self) {
+        let markets: Vec<MarketInfo> = self
+            .shared
+            .books
+            .all()
+            .iter()
+            .map(|e| MarketInfo {
+                index: e.index,
+                kalshi_ticker: e.pair.kalshi_ticker.clone(),
+                polymarket_condition: e.pair.polymarket_condition_id.clone(),
+            })
+            .collect();
+        let markets = Arc::new(markets);
+        let generation = {
+            let mut m = self
+                .shared
+                .markets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            m.1 += 1;
+            m.0 = markets.clone();
+            m.1
+        };
+        self.send(Command::Markets {
+            markets,
+            generation,
+        });
+    }
+
+    /// Loads (or reloads) the plugin in `path`, named after the file stem. On
+    /// success the new version is live when this returns; on failure the old
+    /// version (if any) keeps running and the error is recorded.
+    pub fn load_file(&self, path: &Path) -> Result<PluginReport, LoadError> {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = std::fs::read(path)
+            .map_err(|e| LoadError::Invalid(format!("reading {}: {e}", path.display())))?;
+        self.load_bytes(&name, &bytes)
+    }
+
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<PluginReport, LoadError> {
+        match self.try_load(name, bytes) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if let Some(reg) = self.shared.registry().get_mut(name) {
+                    reg.last_rejection = Some(e.to_string());
+                }
+                self.shared
+                    .status(name, PluginStatus::Rejected(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    fn try_load(&self, name: &str, bytes: &[u8]) -> Result<PluginReport, LoadError> {
+        if !valid_plugin_name(name) {
+            return Err(LoadError::BadName(name.to_string()));
+        }
+        let (code, mut instance) = self.shared.host.load(name, bytes)?;
+        let (overrides, stats, reloaded) = match self.shared.registry().get(name) {
+            Some(r) => (r.overrides.clone(), r.stats.clone(), true),
+            None => (BTreeMap::new(), Arc::new(PluginStats::default()), false),
+        };
+        let params = params_for(&code.info.params, &overrides);
+        match instance.configure(&params) {
+            Ok(Ok(())) => {}
+            Ok(Err(msg)) => {
+                return Err(LoadError::Describe(format!(
+                    "configure refused the current parameters: {msg}"
+                )));
+            }
+            Err(f) => return Err(LoadError::Describe(format!("configure: {f}"))),
+        }
+        let (markets, markets_gen) = self
+            .shared
+            .markets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        instance
+            .register_markets(&markets)
+            .map_err(|f| LoadError::Describe(format!("register-markets: {f}")))?;
+        {
+            let mut reg = self.shared.registry();
+            let entry = reg.entry(name.to_string()).or_insert_with(|| Registered {
+                code: code.clone(),
+                mode: PluginMode::Active,
+                overrides,
+                stats: stats.clone(),
+                reloads: 0,
+                last_rejection: None,
+            });
+            if reloaded {
+                entry.reloads += 1;
+            }
+            entry.code = code.clone();
+            entry.last_rejection = None;
+        }
+        let (done, wait) = mpsc::channel();
+        self.send(Command::Install {
+            code: code.clone(),
+            instance,
+            params,
+            markets_gen,
+            stats,
+            done,
+        });
+        let _ = wait.recv();
+        tracing::info!(
+            plugin = name,
+            version = %code.info.version,
+            sha = &code.sha256[..12],
+            load_ms = code.load_time.as_secs_f64() * 1e3,
+            cached = code.from_cache,
+            "plugin {}",
+            if reloaded { "reloaded" } else { "loaded" }
+        );
+        self.shared.status(
+            name,
+            if reloaded {
+                PluginStatus::Reloaded
+            } else {
+                PluginStatus::Loaded
+            },
+        );
+        Ok(self.report(name).expect("just registered"))
+    }
+
+    /// Loads every `*.wasm` in `dir` (in parallel: interpreted plugins take seconds
+    /// to compile the first time). Returns each file's result.
+    pub fn load_dir(&self, dir: &Path) -> Vec<(PathBuf, Result<PluginReport, LoadError>)> {
+        let files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| super::watch::is_plugin_file(p))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the plugins folder");
+                return Vec::new();
+            }
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .iter()
+                .map(|p| (p.clone(), s.spawn(|| self.load_file(p))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(p, h)| {
+                    (
+                        p,
+                        h.join()
+                            .unwrap_or_else(|_| Err(LoadError::Invalid("loader panicked".into()))),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Unloads a plugin (its file was deleted or the API asked). `false` if unknown.
+    pub fn unload(&self, name: &str) -> bool {
+        if self.shared.registry().remove(name).is_none() {
+            return false;
+        }
+        let (done, wait) = mpsc::channel();
+        self.send(Command::Remove {
+            name: name.to_string(),
+            done,
+        });
+        let _ = wait.recv();
+        self.shared.status(name, PluginStatus::Unloaded);
+        true
+    }
+
+    /// Enables or disables a plugin; enabling a quarantined plugin gives it a fresh start.
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
+        {
+            let mut reg = self.shared.registry();
+            let Some(r) = reg.get_mut(name) else {
+                return false;
+            };
+            r.mode = if enabled {
+                PluginMode::Active
+            } else {
+                PluginMode::Disabled
+            };
+        }
+        let (done, wait) = mpsc::channel();
+        self.send(Command::SetEnabled {
+            name: name.to_string(),
+            enabled,
+            done,
+        });
+        let _ = wait.recv();
+        self.shared.status(
+            name,
+            if enabled {
+                PluginStatus::Loaded
+            } else {
+                PluginStatus::Disabled
+            },
+        );
+        true
+    }
+
+    /// Sets parameters (merged over the current ones), checked by the plugin's
+    /// `configure`. On refusal nothing changes.
+    pub fn configure(
+        &self,
+        name: &str,
+        values: &BTreeMap<String, i64>,
+    ) -> Result<PluginReport, ConfigureError> {
+        let (params, mut merged) = {
+            let reg = self.shared.registry();
+            let r = reg.get(name).ok_or(ConfigureError::UnknownPlugin)?;
+            let mut merged = r.overrides.clone();
+            for (k, v) in values {
+                if !r.code.info.params.iter().any(|s| &s.name == k) {
+                    return Err(ConfigureError::Refused(format!("unknown parameter '{k}'")));
+                }
+                merged.insert(k.clone(), *v);
+            }
+            (params_for(&r.code.info.params, &merged), merged)
+        };
+        let (done, wait) = mpsc::channel();
+        self.send(Command::Configure {
+            name: name.to_string(),
+            params,
+            done,
+        });
+        match wait.recv() {
+            Ok(Ok(())) => {
+                if let Some(r) = self.shared.registry().get_mut(name) {
+                    std::mem::swap(&mut r.overrides, &mut merged);
+                }
+                Ok(self.report(name).ok_or(ConfigureError::UnknownPlugin)?)
+            }
+            Ok(Err(msg)) => Err(ConfigureError::Refused(msg)),
+            Err(_) => Err(ConfigureError::UnknownPlugin),
+        }
+    }
+
+    pub fn report(&self, name: &str) -> Option<PluginReport> {
+        self.shared.registry().get(name).map(|r| report(name, r))
+    }
+
+    pub fn reports(&self) -> Vec<PluginReport> {
+        self.shared
+            .registry()
+            .iter()
+            .map(|(n, r)| report(n, r))
+            .collect()
+    }
+
+    /// Book changes evaluated so far (each by every active plugin, exactly once).
+    pub fn evaluations(&self) -> u64 {
+        self.shared.evaluations.load(Ordering::Relaxed)
+    }
+
+    pub fn tick_to_decision(&self) -> LatencySummary {
+        self.shared.tick_to_decision.summary()
+    }
+
+    pub fn host(&self) -> &PluginHost {
+        &self.shared.host
+    }
+
+    /// Watches `dir` and hot-reloads plugins as files appear, change or vanish.
+    pub fn watch(self: &Arc<Self>, dir: &Path, debounce: Duration) -> notify::Result<()> {
+        let w = super::watch::DirWatcher::start(Arc::downgrade(self), dir, debounce)?;
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+        Ok(())
+    }
+
+    /// Stops the watcher and the worker; plugin stores are dropped.
+    pub fn shutdown(&self) {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        (self.close)();
+        if let Some(h) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for StrategyRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigureError {
+    #[error("no such plugin")]
+    UnknownPlugin,
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn report(name: &str, r: &Registered) -> PluginReport {
+    let s = &r.stats;
+    PluginReport {
+        name: name.to_string(),
+        mode: r.mode.clone(),
+        plugin_name: r.code.info.name.clone(),
+        plugin_version: r.code.info.version.clone(),
+        description: r.code.info.description.clone(),
+        sha256: r.code.sha256.clone(),
+        wit_version: super::bindings::WIT_VERSION,
+        loaded_at_us: r.code.loaded_at,
+        load_ms: r.code.load_time.as_secs_f64() * 1e3,
+        from_cache: r.code.from_cache,
+        reloads: r.reloads,
+        params: r
+            .code
+            .info
+            .params
+            .iter()
+            .map(|p| ParamReport {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                unit: p.unit.clone(),
+                default: p.default_value,
+                value: r.overrides.get(&p.name).copied().unwrap_or(p.default_value),
+            })
+            .collect(),
+        calls: s.calls.load(Ordering::Relaxed),
+        opportunities: s.opportunities.load(Ordering::Relaxed),
+        faults: s.faults.load(Ordering::Relaxed),
+        last_error: s.last_error(),
+        last_rejection: r.last_rejection.clone(),
+        latency: s.latency.summary(),
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    slots: Vec<Slot>,
+    view: MarketView,
+}
+
+fn venue(v: WitVenue) -> Venue {
+    match v {
+        WitVenue::Kalshi => Venue::Kalshi,
+        WitVenue::Polymarket => Venue::Polymarket,
+    }
+}
+
+impl Worker {
+    fn run(
+        mut self,
+        control: mpsc::Receiver<Command>,
+        books: CoalescingReceiver<PairId, BookChanged>,
+    ) {
+        loop {
+            // Commands first: a swap lands between two evaluations.
+            loop {
+                match control.try_recv() {
+                    Ok(cmd) => self.apply(cmd),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
+            match books.recv_timeout(Duration::from_secs(1)) {
+                Some((pair, changed)) => self.evaluate(&pair, changed),
+                None if books.is_closed() => return,
+                None => {}
+            }
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.name == name)
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Install {
+                code,
+                instance,
+                params,
+                markets_gen,
+                stats,
+                done,
+            } => {
+                let name = code.name.to_string();
+                let enabled = self.slot(&name).is_none_or(|s| s.enabled);
+                self.slots.retain(|s| s.name != name);
+                self.slots.push(Slot {
+                    name,
+                    code,
+                    instance: Some(instance),
+                    params,
+                    markets_gen,
+                    enabled,
+                    quarantined: false,
+                    recent_faults: VecDeque::new(),
+                    stats,
+                });
+                self.slots.sort_by(|a, b| a.name.cmp(&b.name));
+                let _ = done.send(());
+            }
+            Command::Remove { name, done } => {
+                self.slots.retain(|s| s.name != name);
+                let _ = done.send(());
+            }
+            Command::SetEnabled {
+                name,
+                enabled,
+                done,
+            } => {
+                if let Some(s) = self.slot(&name) {
+                    s.enabled = enabled;
+                    if enabled && s.quarantined {
+                        s.quarantined = false;
+                        s.recent_faults.clear();
+                    }
+                }
+                let _ = done.send(());
+            }
+            Command::Configure { name, params, done } => {
+                let shared = self.shared.clone();
+                let result = match self.slot(&name) {
+                    None => Err("no such plugin".to_string()),
+                    Some(s) => {
+                        let outcome = match s.instance.as_mut() {
+                            Some(i) => i.configure(&params),
+                            None => shared.host.instantiate(&s.code).and_then(|mut i| {
+                                let r = i.configure(&params);
+                                s.instance = Some(i);
+                                r
+                            }),
+                        };
+                        match outcome {
+                            Ok(Ok(())) => {
+                                s.params = params;
+                                Ok(())
+                            }
+                            Ok(Err(msg)) => Err(msg),
+                            Err(f) => {
+                                // The instance is suspect now; rebuild it with the old parameters.
+                                s.instance = None;
+                                s.stats.fault(f.to_string());
+                                Err(format!("configure faulted: {f}"))
+                            }
+                        }
+                    }
+                };
+                let _ = done.send(result);
+            }
+            Command::Markets {
+                markets,
+                generation,
+            } => {
+                for s in &mut self.slots {
+                    if s.markets_gen < generation {
+                        if let Some(i) = s.instance.as_mut() {
+                            if let Err(f) = i.register_markets(&markets) {
+                                s.stats.fault(f.to_string());
+                                s.instance = None;
+                            }
+                        }
+                        s.markets_gen = generation;
+                    }
+                }
+            }
+        }
+    }
+
+    fn evaluate(&mut self, pair: &PairId, changed: BookChanged) {
+        let Some(entry) = self.shared.books.get(pair) else {
+            return;
+        };
+        let now = now_micros();
+        view::fill_view(
+            &mut self.view,
+            entry.index,
+            &entry.state(),
+            &entry.fees,
+            entry.polymarket_min_size,
+            now,
+        );
+        self.shared.evaluations.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<Opportunity> = None;
+        let shared = self.shared.clone();
+        for slot in self
+            .slots
+            .iter_mut()
+            .filter(|s| s.enabled && !s.quarantined)
+        {
+            if slot.instance.is_none() && !rebuild(&shared, slot) {
+                continue;
+            }
+            let Some(instance) = slot.instance.as_mut() else {
+                continue;
+            };
+            let started = Instant::now();
+            let result = instance.evaluate(&self.view);
+            slot.stats.latency.record(started.elapsed());
+            slot.stats.calls.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(found) => {
+                    slot.stats
+                        .opportunities
+                        .fetch_add(found.len() as u64, Ordering::Relaxed);
+                    for o in found {
+                        // Limits were checked to be inside (0, 1) and size > 0.
+                        let (Ok(yes), Ok(no)) = (
+                            Price::from_micros(o.yes_limit),
+                            Price::from_micros(o.no_limit),
+                        ) else {
+                            continue;
+                        };
+                        let opp = Opportunity::price(
+                            pair.clone(),
+                            slot.name.clone(),
+                            venue(o.buy_yes_on),
+                            yes,
+                            no,
+                            Size::from_hundredths(o.size),
+                            &entry.fees,
+                            now,
+                        );
+                        if best.as_ref().is_none_or(|b| opp.net_edge > b.net_edge) {
+                            best = Some(opp);
+                        }
+                    }
+                }
+                Err(fault) => on_fault(&shared, slot, fault),
+            }
+        }
+        self.shared
+            .tick_to_decision
+            .record_ns(now_micros().saturating_sub(changed.first_received_at) * 1_000);
+        if let Some(opportunity) = best {
+            self.shared
+                .bus
+                .opportunities
+                .publish(pair.clone(), ArbitrageOpportunityFound { opportunity });
+        }
+    }
+}
+
+/// A new store for a slot whose last one faulted. `false` if that failed too
+/// (counted as another fault).
+fn rebuild(shared: &Shared, slot: &mut Slot) -> bool {
+    let markets = shared
+        .markets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .0
+        .clone();
+    let attempt = shared.host.instantiate(&slot.code).and_then(|mut i| {
+        match i.configure(&slot.params)? {
+            Ok(()) => {}
+            Err(msg) => return Err(Fault::Trap(format!("configure refused on rebuild: {msg}"))),
+        }
+        i.register_markets(&markets)?;
+        Ok(i)
+    });
+    match attempt {
+        Ok(i) => {
+            slot.instance = Some(i);
+            true
+        }
+        Err(f) => {
+            on_fault(shared, slot, f);
+            false
+        }
+    }
+}
+
+fn on_fault(shared: &Shared, slot: &mut Slot, fault: Fault) {
+    // The store may be in any state after a fault (and is unusable after a
+    // trap): throw it away; the next evaluation gets a fresh one.
+    slot.instance = None;
+    slot.stats.fault(fault.to_string());
+    let now = Instant::now();
+    slot.recent_faults.push_back(now);
+    while slot
+        .recent_faults
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > shared.policy.window)
+    {
+        slot.recent_faults.pop_front();
+    }
+    if slot.recent_faults.len() >= shared.policy.max_faults {
+        slot.quarantined = true;
+        let reason = format!(
+            "{} faults within {:?}, last: {fault}",
+            slot.recent_faults.len(),
+            shared.policy.window
+        );
+        if let Some(r) = shared.registry().get_mut(&slot.name) {
+            r.mode = PluginMode::Quarantined(reason.clone());
+        }
+        shared.status(&slot.name, PluginStatus::Quarantined(reason));
+    } else {
+        shared.status(&slot.name, PluginStatus::Faulted(fault.to_string()));
+    }
+}
+
+/// Parameters from the configuration file, per plugin name.
+pub type PluginParams = HashMap<String, BTreeMap<String, i64>>;

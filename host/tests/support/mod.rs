@@ -1,0 +1,110 @@
+//! Shared helpers for the host's integration tests: where the built plugins are,
+//! a plugin host with the shared compile cache, a pair with books.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doubletime::books::{BookStore, PairEntry};
+use doubletime::domain::{
+    MarketPair, PairFees, PairId, PolymarketFees, Price, Side, Size, TokenId,
+};
+use doubletime::strategy::{PluginHost, RuntimeLimits};
+
+/// The folder `scripts/build-plugins` writes (the test command builds it first).
+pub fn plugins_dir() -> PathBuf {
+    let dir = std::env::var_os("DOUBLETIME_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    assert!(
+        dir.join("buy-both.wasm").is_file(),
+        "no plugins in {}: run scripts/build-plugins first",
+        dir.display()
+    );
+    dir
+}
+
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    let dir = plugins_dir();
+    let path = if name.starts_with("test-") {
+        dir.join("testing").join(format!("{name}.wasm"))
+    } else {
+        dir.join(format!("{name}.wasm"))
+    };
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Compiled components are cached here across tests and runs: the Python and
+/// JavaScript plugins take seconds to compile.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugin-cache")
+}
+
+pub fn limits() -> RuntimeLimits {
+    RuntimeLimits {
+        cache_dir: Some(cache_dir()),
+        ..RuntimeLimits::default()
+    }
+}
+
+pub fn host() -> PluginHost {
+    PluginHost::new(limits()).expect("plugin host")
+}
+
+pub fn pair(id: &str) -> MarketPair {
+    MarketPair {
+        id: PairId(id.into()),
+        kalshi_ticker: format!("KX-{id}"),
+        polymarket_condition_id: format!("0x{id}"),
+        polymarket_yes_token: TokenId::new(
+            "71321045679252212594626385532706912750332728571942532289631379312455583992563",
+        )
+        .unwrap(),
+        polymarket_no_token: TokenId::new(
+            "52114319501245915516055106046884209969926127482827954674443846427813813222426",
+        )
+        .unwrap(),
+        neg_risk: false,
+        kalshi_rules: String::new(),
+        polymarket_rules: String::new(),
+        rules_match: true,
+    }
+}
+
+pub fn p(s: &str) -> Price {
+    Price::parse(s).unwrap()
+}
+
+/// Adds a pair whose books hold the worked example: Kalshi YES ask 0.40 (a NO bid
+/// at 0.60), Polymarket NO ask 0.55, 100 contracts each; Polymarket fee 0.04.
+pub fn arb_pair(books: &BookStore, id: &str) -> Arc<PairEntry> {
+    let fees = PairFees {
+        polymarket: PolymarketFees {
+            rate: rust_decimal::Decimal::new(4, 2),
+            exponent: 1,
+        },
+        ..PairFees::default()
+    };
+    let e = books.add(pair(id), fees, Size::whole(5));
+    {
+        let mut st = e.state();
+        st.kalshi
+            .no
+            .set_level(Side::Bid, p("0.60"), Size::whole(100));
+        st.kalshi
+            .yes
+            .set_level(Side::Bid, p("0.30"), Size::whole(100));
+        st.polymarket
+            .no
+            .set_level(Side::Ask, p("0.55"), Size::whole(100));
+        st.polymarket
+            .yes
+            .set_level(Side::Ask, p("0.70"), Size::whole(100));
+        st.kalshi.touch(doubletime::strategy::now_micros());
+        st.polymarket.touch(doubletime::strategy::now_micros());
+    }
+    e
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
