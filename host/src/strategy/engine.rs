@@ -121,6 +121,14 @@ pub struct PluginInstance {
     limits: Arc<RuntimeLimits>,
 }
 
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("plugin", &self.store.data().plugin)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone)]
 pub struct PluginHost {
     engine: Engine,

@@ -67,9 +67,10 @@ mod component {
                     }
                 }
                 2 => {
+                    // Reserve without touching: memory.grow as fast as possible.
                     let mut hoard: Vec<Vec<u8>> = Vec::new();
                     loop {
-                        hoard.push(vec![1u8; 16 << 20]);
+                        hoard.push(Vec::with_capacity(16 << 20));
                         std::hint::black_box(&hoard);
                     }
                 }
