@@ -52,10 +52,11 @@ async fn status(
 ) -> PluginStatus {
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(StatusEvent::Plugin(e)) = rx.recv().await {
-                if e.plugin == plugin && want(&e.status) {
-                    return e.status;
-                }
+            if let Some(StatusEvent::Plugin(e)) = rx.recv().await
+                && e.plugin == plugin
+                && want(&e.status)
+            {
+                return e.status;
             }
         }
     })
@@ -167,7 +168,8 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
 fn broken_files_are_rejected_with_a_clear_error() {
     let host = support::host();
     let good = support::plugin_bytes("buy-both");
-    let cases: Vec<(&str, Vec<u8>, fn(&LoadError) -> bool)> = vec![
+    type Expect = fn(&LoadError) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
         ("garbage", b"definitely not wasm".to_vec(), |e| {
             matches!(e, LoadError::NotWasm)
         }),

@@ -90,7 +90,7 @@ fn merge_book(old: BookChanged, new: BookChanged) -> BookChanged {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TradeEvent {
-    Executed(TradeExecuted),
+    Executed(Box<TradeExecuted>),
     LegFailed(LegFailed),
 }
 

@@ -206,10 +206,10 @@ impl PluginHost {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(path) = self.cache_path(sha) {
-            if let Err(e) = write_cache(&path, &component) {
-                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled plugin");
-            }
+        if let Some(path) = self.cache_path(sha)
+            && let Err(e) = write_cache(&path, &component)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled plugin");
         }
         Ok((component, false))
     }
@@ -313,10 +313,8 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
 }
 
 fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault {
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        if *trap == Trap::Interrupt {
-            return Fault::Deadline(budget);
-        }
+    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return Fault::Deadline(budget);
     }
     let text = format!("{err:#}");
     if text.contains("growing memory") || text.contains("memory minimum size") {

@@ -714,11 +714,11 @@ impl Worker {
             } => {
                 for s in &mut self.slots {
                     if s.markets_gen < generation {
-                        if let Some(i) = s.instance.as_mut() {
-                            if let Err(f) = i.register_markets(&markets) {
-                                s.stats.fault(f.to_string());
-                                s.instance = None;
-                            }
+                        if let Some(i) = s.instance.as_mut()
+                            && let Err(f) = i.register_markets(&markets)
+                        {
+                            s.stats.fault(f.to_string());
+                            s.instance = None;
                         }
                         s.markets_gen = generation;
                     }

@@ -52,9 +52,15 @@ impl Params {
     pub fn set(&mut self, name: &str, value: i64) -> Result<(), String> {
         match name {
             "min-profit" if value < 0 => Err(format!("min-profit must be >= 0, got {value}")),
-            "min-profit" => Ok(self.min_profit = value),
+            "min-profit" => {
+                self.min_profit = value;
+                Ok(())
+            }
             "max-size" if value <= 0 => Err(format!("max-size must be > 0, got {value}")),
-            "max-size" => Ok(self.max_size = value),
+            "max-size" => {
+                self.max_size = value;
+                Ok(())
+            }
             other => Err(format!("unknown parameter '{other}'")),
         }
     }
