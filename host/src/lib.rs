@@ -10,3 +10,4 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod strategy;
+pub mod venues;

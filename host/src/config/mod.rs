@@ -194,6 +194,10 @@ pub struct Config {
     pub kalshi: KalshiConfig,
     pub polymarket: PolymarketConfig,
     pub markets: Vec<MarketConfig>,
+    /// Parameters per plugin (`[plugins.buy-both] min-profit = 10000`), in the
+    /// plugin's own integer units. A plugin declaring `min-profit` gets
+    /// MIN_PROFIT_THRESHOLD (converted to micro-dollars) unless set here.
+    pub plugins: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
 }
 
 impl Default for Config {
@@ -211,6 +215,7 @@ impl Default for Config {
             kalshi: KalshiConfig::default(),
             polymarket: PolymarketConfig::default(),
             markets: Vec::new(),
+            plugins: Default::default(),
         }
     }
 }
@@ -387,6 +392,44 @@ impl Config {
             m.pair()?;
         }
         Ok(())
+    }
+
+    /// Parameters each plugin starts with: `[plugins.*]` over the global
+    /// `min-profit` derived from MIN_PROFIT_THRESHOLD.
+    pub fn plugin_params(&self) -> crate::strategy::runtime::InitialParams {
+        use rust_decimal::prelude::ToPrimitive;
+        let min_profit = (self.min_profit_threshold * Decimal::from(1_000_000))
+            .ceil()
+            .to_i64()
+            .unwrap_or(i64::MAX);
+        crate::strategy::runtime::InitialParams {
+            global: std::collections::BTreeMap::from([("min-profit".to_string(), min_profit)]),
+            per_plugin: self.plugins.clone(),
+        }
+    }
+
+    /// Each configured pair with its fees, as the book store holds them.
+    pub fn pair_setups(&self) -> Vec<(MarketPair, crate::domain::PairFees)> {
+        use crate::domain::{KalshiFees, PairFees, PolymarketFees};
+        self.markets
+            .iter()
+            .filter_map(|m| {
+                let pair = m.pair().ok()?;
+                let fees = PairFees {
+                    kalshi: KalshiFees {
+                        taker_rate: self.kalshi.fee_rate,
+                        multiplier: m.kalshi_fee_multiplier,
+                        fee_type: m.kalshi_fee_type,
+                        ..KalshiFees::default()
+                    },
+                    polymarket: PolymarketFees {
+                        rate: m.polymarket_fee_rate,
+                        exponent: m.polymarket_fee_exponent,
+                    },
+                };
+                Some((pair, fees))
+            })
+            .collect()
     }
 
     /// The configured market pairs as domain pairs (validated by `load`).

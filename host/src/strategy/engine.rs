@@ -266,6 +266,21 @@ impl PluginHost {
         Ok((code, instance))
     }
 
+    /// Instantiates any component exporting `evaluate: func(u32) -> u32` (such as
+    /// the test-only `test-wrong-world`) to measure the bare component-call floor
+    /// in benchmarks, beside a real `evaluate`.
+    pub fn floor_probe(&self, bytes: &[u8]) -> wasmtime::Result<FloorProbe> {
+        let component = Component::new(&self.engine, bytes)?;
+        let mut store = Store::new(
+            &self.engine,
+            PluginState::new("floor-probe".into(), self.limits.memory_cap),
+        );
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = self.linker.instantiate(&mut store, &component)?;
+        let func = instance.get_typed_func::<(u32,), (u32,)>(&mut store, "evaluate")?;
+        Ok(FloorProbe { store, func })
+    }
+
     /// A fresh instance of an already checked version (after a fault).
     pub fn instantiate(&self, code: &PluginCode) -> Result<PluginInstance, Fault> {
         PluginInstance::new(
@@ -274,6 +289,19 @@ impl PluginHost {
             code.name.clone(),
             self.limits.clone(),
         )
+    }
+}
+
+/// See [`PluginHost::floor_probe`].
+pub struct FloorProbe {
+    store: Store<PluginState>,
+    func: wasmtime::component::TypedFunc<(u32,), (u32,)>,
+}
+
+impl FloorProbe {
+    pub fn call(&mut self, x: u32) -> wasmtime::Result<u32> {
+        let (y,) = self.func.call(&mut self.store, (x,))?;
+        Ok(y)
     }
 }
 

@@ -8,7 +8,7 @@
 //! neither, never by both. Loading (compile, check, smoke call) happens on the
 //! caller's thread, off the hot path.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -158,6 +158,7 @@ struct Shared {
     books: Arc<BookStore>,
     bus: Arc<Bus>,
     policy: FaultPolicy,
+    initial: Mutex<InitialParams>,
     /// Book changes evaluated (after coalescing).
     evaluations: AtomicU64,
     /// Book message received → all plugins decided.
@@ -214,6 +215,7 @@ impl StrategyRuntime {
             books,
             bus,
             policy,
+            initial: Mutex::new(InitialParams::default()),
             evaluations: AtomicU64::new(0),
             tick_to_decision: Histogram::default(),
         });
@@ -250,6 +252,15 @@ impl StrategyRuntime {
             .unwrap_or_else(|e| e.into_inner())
             .send(cmd);
         (self.wake)();
+    }
+
+    /// Parameters for plugins loaded from now on (from the configuration).
+    pub fn set_initial_params(&self, params: InitialParams) {
+        *self
+            .shared
+            .initial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = params;
     }
 
     /// Tells plugins about the current set of pairs (after a pair is added or removed).
@@ -317,7 +328,15 @@ impl StrategyRuntime {
         let (code, mut instance) = self.shared.host.load(name, bytes)?;
         let (overrides, stats, reloaded) = match self.shared.registry().get(name) {
             Some(r) => (r.overrides.clone(), r.stats.clone(), true),
-            None => (BTreeMap::new(), Arc::new(PluginStats::default()), false),
+            None => {
+                let initial = self
+                    .shared
+                    .initial
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .for_plugin(name, &code.info.params);
+                (initial, Arc::new(PluginStats::default()), false)
+            }
         };
         let params = params_for(&code.info.params, &overrides);
         match instance.configure(&params) {
@@ -860,5 +879,25 @@ fn on_fault(shared: &Shared, slot: &mut Slot, fault: Fault) {
     }
 }
 
-/// Parameters from the configuration file, per plugin name.
-pub type PluginParams = HashMap<String, BTreeMap<String, i64>>;
+/// Parameters plugins start with (from the configuration): `global` values
+/// apply to every plugin that declares the parameter, `per_plugin` on top.
+#[derive(Debug, Clone, Default)]
+pub struct InitialParams {
+    pub global: BTreeMap<String, i64>,
+    pub per_plugin: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl InitialParams {
+    fn for_plugin(&self, name: &str, specs: &[ParamSpec]) -> BTreeMap<String, i64> {
+        let mut out: BTreeMap<String, i64> = self
+            .global
+            .iter()
+            .filter(|(k, _)| specs.iter().any(|s| &s.name == *k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if let Some(mine) = self.per_plugin.get(name) {
+            out.extend(mine.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        out
+    }
+}

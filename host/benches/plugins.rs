@@ -1,0 +1,98 @@
+//! Cost of one `evaluate` per plugin language, beside the same rule as a native
+//! Rust function and the bare component-call floor (an exported `u32 -> u32`).
+//!
+//! Run: `scripts/build-plugins && cargo bench -p doubletime --bench plugins`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use doubletime::strategy::bindings::{MarketView, VenueQuote};
+use doubletime::strategy::view::{DEPTH, empty_view};
+use doubletime::strategy::{PluginHost, RuntimeLimits};
+use strategy_rules::buy_both;
+
+fn plugins() -> PathBuf {
+    std::env::var_os("DOUBLETIME_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"))
+}
+
+fn quote(yes: u32, no: u32, ppm: u32, min: u64) -> VenueQuote {
+    VenueQuote {
+        yes_ask: yes,
+        yes_ask_size: 10_000,
+        no_ask: no,
+        no_ask_size: 10_000,
+        yes_bid: 0,
+        no_bid: 0,
+        book_age_us: 1_000,
+        taker_fee_ppm: ppm,
+        fee_exponent: 1,
+        min_size: min,
+        size_step: 1,
+    }
+}
+
+/// The worked example: an opportunity in one direction, none in the other.
+fn view() -> MarketView {
+    let mut v = empty_view();
+    v.kalshi = quote(400_000, 520_000, 70_000, 1);
+    v.polymarket = quote(500_000, 550_000, 40_000, 500);
+    v.ladders = vec![0; 8 * DEPTH as usize];
+    v
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = plugins();
+    let host = PluginHost::new(RuntimeLimits {
+        cache_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugin-cache")),
+        ..RuntimeLimits::default()
+    })
+    .expect("plugin host");
+    let v = view();
+    let mut g = c.benchmark_group("evaluate");
+
+    let native_quote = |q: &VenueQuote| buy_both::Quote {
+        yes_ask: q.yes_ask,
+        yes_ask_size: q.yes_ask_size,
+        no_ask: q.no_ask,
+        no_ask_size: q.no_ask_size,
+        taker_fee_ppm: q.taker_fee_ppm,
+        fee_exponent: q.fee_exponent,
+        min_size: q.min_size,
+        size_step: q.size_step,
+    };
+    let (k, p) = (native_quote(&v.kalshi), native_quote(&v.polymarket));
+    let params = buy_both::Params::default();
+    let mut out = Vec::with_capacity(2);
+    g.bench_function("native-rust-rule", |b| {
+        b.iter(|| {
+            out.clear();
+            buy_both::evaluate(black_box(&k), black_box(&p), &params, &mut out);
+            black_box(out.len())
+        })
+    });
+
+    let floor_bytes = std::fs::read(dir.join("testing/test-wrong-world.wasm"))
+        .expect("run scripts/build-plugins");
+    let mut floor = host.floor_probe(&floor_bytes).expect("floor probe");
+    g.bench_function("component-call-floor", |b| {
+        b.iter(|| floor.call(black_box(7)).unwrap())
+    });
+
+    for name in ["buy-both", "walk-books", "buy-both-py", "buy-both-js"] {
+        let bytes =
+            std::fs::read(dir.join(format!("{name}.wasm"))).expect("run scripts/build-plugins");
+        let (_, mut instance) = host.load(name, &bytes).expect("load");
+        instance.configure(&[]).unwrap().unwrap();
+        assert_eq!(instance.evaluate(&v).unwrap().len(), 1);
+        g.bench_function(format!("plugin-{name}"), |b| {
+            b.iter(|| black_box(instance.evaluate(black_box(&v)).unwrap().len()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! kalshi adapter (PROTOCOLS.md).

@@ -1,0 +1,1 @@
+//! polymarket adapter (PROTOCOLS.md).
