@@ -85,9 +85,9 @@ mod tests {
 
     #[test]
     fn stops_where_the_next_level_costs_more_than_it_earns() {
-        // YES: 10 @0.40, 10 @0.44; NO: 20 @0.50. Without fees, level 2 (0.94) still
-        // earns; with Kalshi fees, 0.44+0.50+fee > 1 - min-profit, so 10 is best.
-        let a = [(400_000, 1_000), (440_000, 1_000)];
+        // YES: 10 @0.40, 10 @0.49; NO: 20 @0.50. Without fees, level 2 (0.99) still
+        // earns 1c a contract; with Kalshi's fee (0.18 on those 10) it loses, so 10 is best.
+        let a = [(400_000, 1_000), (490_000, 1_000)];
         let b = [(500_000, 2_000)];
         let f = best_walk(
             Venue::Kalshi,
@@ -111,10 +111,10 @@ mod tests {
             &Params::default(),
         )
         .unwrap();
-        assert_eq!((f.size, f.yes_limit), (2_000, 440_000));
+        assert_eq!((f.size, f.yes_limit), (2_000, 490_000));
         assert_eq!(
             f.net,
-            2_000 * 10_000 - (400_000 * 10 + 440_000 * 10 + 500_000 * 20)
+            2_000 * 10_000 - (400_000 * 10 + 490_000 * 10 + 500_000 * 20)
         );
     }
 
