@@ -4,10 +4,12 @@
 //! fees) → `bus` → `strategy` (wasm plugins) → `risk` → `execution` → `store`;
 //! `api` observes and steers. `config` loads and validates the settings.
 
+pub mod api;
 pub mod app;
 pub mod books;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod sim;
 pub mod strategy;
 pub mod venues;

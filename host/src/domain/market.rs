@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::book::{Level, OrderBook};
+use super::book::{BookError, Level, OrderBook};
+use super::events::{LevelChange, OrderBookDeltaReceived, OrderBookSnapshotReceived};
 use super::money::Size;
 
 /// Microseconds since the Unix epoch. The domain never reads a clock; callers pass time in.
@@ -260,6 +261,31 @@ impl MarketState {
         self.kalshi.kalshi_derived_yes_ask()
     }
 
+    /// Replaces one outcome's book on one venue.
+    pub fn apply_snapshot(&mut self, e: &OrderBookSnapshotReceived) {
+        let v = self.venue_mut(e.venue);
+        v.book_mut(e.outcome).apply_snapshot(&e.bids, &e.asks);
+        v.touch(e.received_at);
+    }
+
+    /// Applies one level change. A Kalshi delta that would go negative is
+    /// refused and leaves the book as it was (the caller re-synchronises).
+    pub fn apply_delta(&mut self, e: &OrderBookDeltaReceived) -> Result<(), BookError> {
+        let v = self.venue_mut(e.venue);
+        let book = v.book_mut(e.outcome);
+        match e.change {
+            LevelChange::Delta(d) => book.apply_delta(e.side, e.price, d)?,
+            LevelChange::Absolute(size) => book.set_level(e.side, e.price, size),
+        }
+        v.touch(e.received_at);
+        Ok(())
+    }
+
+    /// The feed can no longer vouch for this venue's books (gap, disconnect).
+    pub fn mark_stale(&mut self, venue: Venue) {
+        self.venue_mut(venue).stale = true;
+    }
+
     pub fn kalshi_derived_no_ask(&self) -> Option<Level> {
         self.kalshi.kalshi_derived_no_ask()
     }
@@ -369,6 +395,63 @@ pub(crate) mod tests {
         assert_eq!(m.top_size(Venue::Kalshi), Size::whole(5));
         assert_eq!(m.gross_cost(Venue::Polymarket), None);
         assert_eq!(m.top_size(Venue::Polymarket), Size::ZERO);
+    }
+
+    #[test]
+    fn events_apply_per_venue_and_outcome() {
+        use crate::domain::money::SizeDelta;
+        let mut m = MarketState::new(pair("a"));
+        m.apply_snapshot(&OrderBookSnapshotReceived {
+            pair: PairId("a".into()),
+            venue: Venue::Kalshi,
+            outcome: Outcome::No,
+            bids: vec![Level::new(p("0.60"), Size::whole(10))],
+            asks: vec![],
+            received_at: 5,
+        });
+        assert_eq!(
+            m.kalshi_derived_yes_ask(),
+            Some(Level::new(p("0.40"), Size::whole(10)))
+        );
+        let delta = |change| OrderBookDeltaReceived {
+            pair: PairId("a".into()),
+            venue: Venue::Kalshi,
+            outcome: Outcome::No,
+            side: Side::Bid,
+            price: p("0.60"),
+            change,
+            received_at: 9,
+        };
+        m.apply_delta(&delta(LevelChange::Delta(
+            SizeDelta::new(dec!(-4)).unwrap(),
+        )))
+        .unwrap();
+        assert_eq!(m.kalshi_derived_yes_ask().unwrap().size, Size::whole(6));
+        assert_eq!(m.book_age(Venue::Kalshi, 10), Some(1));
+        m.mark_stale(Venue::Kalshi);
+        assert!(m.kalshi.stale);
+        let before = m.clone();
+        assert!(
+            m.apply_delta(&delta(LevelChange::Delta(
+                SizeDelta::new(dec!(-7)).unwrap()
+            )))
+            .is_err()
+        );
+        assert_eq!(
+            m, before,
+            "a refused delta changes nothing, not even the age"
+        );
+        m.apply_delta(&OrderBookDeltaReceived {
+            venue: Venue::Polymarket,
+            side: Side::Ask,
+            change: LevelChange::Absolute(Size::whole(3)),
+            ..delta(LevelChange::Absolute(Size::ZERO))
+        })
+        .unwrap();
+        assert_eq!(
+            m.best_ask(Venue::Polymarket, Outcome::No),
+            Some(Level::new(p("0.60"), Size::whole(3)))
+        );
     }
 
     #[test]

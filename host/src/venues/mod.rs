@@ -1,5 +1,6 @@
 //! Exchange adapters: each venue's wire protocol translated into domain events
 //! and domain orders into the venue's requests. Wire types never leave here.
 
+pub mod feed;
 pub mod kalshi;
 pub mod polymarket;

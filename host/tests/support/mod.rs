@@ -108,3 +108,74 @@ pub fn arb_pair(books: &BookStore, id: &str) -> Arc<PairEntry> {
 }
 
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Puts [`arb_pair`]'s books (Kalshi YES ask 0.40, Polymarket NO ask 0.55, 100
+/// contracts each) on a pair that already exists, keeping its rules and fees.
+pub fn arb_books(entry: &PairEntry) {
+    let mut st = entry.state();
+    st.kalshi
+        .no
+        .set_level(Side::Bid, p("0.60"), Size::whole(100));
+    st.kalshi
+        .yes
+        .set_level(Side::Bid, p("0.30"), Size::whole(100));
+    st.polymarket
+        .no
+        .set_level(Side::Ask, p("0.55"), Size::whole(100));
+    st.polymarket
+        .yes
+        .set_level(Side::Ask, p("0.70"), Size::whole(100));
+    st.kalshi.touch(doubletime::strategy::now_micros());
+    st.polymarket.touch(doubletime::strategy::now_micros());
+}
+
+/// A simulator serving `pairs` whose books move only when a test injects an event.
+pub async fn quiet_sim(pairs: &[MarketPair]) -> doubletime::sim::SimHandle {
+    use doubletime::sim::{Scenario, SimConfig, SimPair};
+    doubletime::sim::start(SimConfig {
+        pairs: pairs.iter().map(SimPair::from).collect(),
+        scenario: Scenario {
+            seed: 11,
+            tick_ms: 3_600_000,
+            events: Vec::new(),
+        },
+        kalshi_auth: None,
+    })
+    .await
+    .expect("simulator")
+}
+
+/// An arbitrage window event for `pair`.
+pub fn window(
+    pair: &str,
+    direction: doubletime::sim::ArbDirection,
+    edge: &str,
+) -> doubletime::sim::ScenarioEvent {
+    doubletime::sim::ScenarioEvent {
+        at_ms: 0,
+        pair: Some(pair.into()),
+        kind: doubletime::sim::EventKind::ArbWindow,
+        direction: Some(direction),
+        edge: Some(edge.parse().unwrap()),
+        size: Some(rust_decimal::Decimal::from(50)),
+        duration_ms: Some(3_600_000),
+        venue: None,
+    }
+}
+
+/// A venue event (gap, disconnect, malformed) with no pair.
+pub fn venue_event(
+    kind: doubletime::sim::EventKind,
+    venue: doubletime::domain::Venue,
+) -> doubletime::sim::ScenarioEvent {
+    doubletime::sim::ScenarioEvent {
+        at_ms: 0,
+        pair: None,
+        kind,
+        direction: None,
+        edge: None,
+        size: None,
+        duration_ms: None,
+        venue: Some(venue),
+    }
+}

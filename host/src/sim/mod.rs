@@ -1,0 +1,283 @@
+//! The venue simulator: Kalshi's WebSocket and REST and Polymarket's market
+//! WebSocket and REST on 127.0.0.1, speaking the exact wire formats of
+//! PROTOCOLS.md, with books that move by themselves and scripted events.
+//!
+//! It is the embedded default for the demo and every end-to-end test: the real
+//! exchanges are never reachable from here, and a new user has no keys. It is
+//! an independent implementation of the protocols (it builds and reads JSON
+//! itself rather than reusing the adapters' types), so the adapters are tested
+//! against something they did not write.
+
+pub mod kalshi;
+pub mod market;
+pub mod polymarket;
+pub mod scenario;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::domain::{MarketPair, Size, Venue};
+pub use market::{ArbDirection, ArbWindow, BookDiff, SimMarket, VenueBooks};
+pub use scenario::{EventKind, Scenario, ScenarioEvent};
+
+/// One simulated pair: the identifiers both venues use for it.
+#[derive(Debug, Clone)]
+pub struct SimPair {
+    pub id: String,
+    pub kalshi_ticker: String,
+    pub condition_id: String,
+    pub yes_token: String,
+    pub no_token: String,
+    pub rules: String,
+}
+
+impl From<&MarketPair> for SimPair {
+    fn from(p: &MarketPair) -> Self {
+        SimPair {
+            id: p.id.0.clone(),
+            kalshi_ticker: p.kalshi_ticker.clone(),
+            condition_id: p.polymarket_condition_id.clone(),
+            yes_token: p.polymarket_yes_token.to_string(),
+            no_token: p.polymarket_no_token.to_string(),
+            rules: p.kalshi_rules.clone(),
+        }
+    }
+}
+
+/// What the driver tells every open connection.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// A pair's books changed (index into the pairs).
+    Book {
+        pair: usize,
+        diff: Arc<BookDiff>,
+        at_ms: u64,
+    },
+    /// Kalshi: the next delta skips a sequence number.
+    Gap {
+        venue: Venue,
+    },
+    Disconnect {
+        venue: Venue,
+    },
+    Malformed {
+        venue: Venue,
+    },
+}
+
+/// Everything the servers read.
+pub struct SimState {
+    pub pairs: Vec<SimPair>,
+    pub markets: Vec<SimMarket>,
+    /// Sent under the write lock of `markets`, so a connection that takes a
+    /// snapshot and subscribes under the read lock never misses or repeats a change.
+    pub feed: broadcast::Sender<FeedEvent>,
+    pub started: Instant,
+}
+
+pub type Shared = Arc<RwLock<SimState>>;
+
+pub fn read(s: &Shared) -> std::sync::RwLockReadGuard<'_, SimState> {
+    s.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How to check Kalshi request signatures: `(headers, method, path) -> ok?`.
+pub type KalshiAuth =
+    Arc<dyn Fn(&axum::http::HeaderMap, &str, &str) -> Result<(), String> + Send + Sync>;
+
+pub struct SimConfig {
+    pub pairs: Vec<SimPair>,
+    pub scenario: Scenario,
+    /// `None` accepts any (or no) signature.
+    pub kalshi_auth: Option<KalshiAuth>,
+}
+
+/// A running simulator: its URLs and a way to inject events.
+pub struct SimHandle {
+    pub kalshi_rest_url: String,
+    pub kalshi_ws_url: String,
+    pub polymarket_rest_url: String,
+    pub polymarket_ws_url: String,
+    pub state: Shared,
+    inject: mpsc::UnboundedSender<ScenarioEvent>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Applies an event now (`at_ms` is ignored), as a scenario file would.
+    pub fn inject(&self, mut event: ScenarioEvent) {
+        event.at_ms = 0;
+        let _ = self.inject.send(event);
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts both venues on ephemeral loopback ports.
+pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+    let kalshi_listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let poly_listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    start_on(config, kalshi_listener, poly_listener).await
+}
+
+pub async fn start_on(
+    config: SimConfig,
+    kalshi_listener: tokio::net::TcpListener,
+    poly_listener: tokio::net::TcpListener,
+) -> std::io::Result<SimHandle> {
+    let (feed, _) = broadcast::channel(4096);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.scenario.seed);
+    let markets = config
+        .pairs
+        .iter()
+        .map(|_| {
+            use rand::Rng;
+            SimMarket::new(rng.gen_range(25..75))
+        })
+        .collect();
+    let state: Shared = Arc::new(RwLock::new(SimState {
+        pairs: config.pairs.clone(),
+        markets,
+        feed,
+        started: Instant::now(),
+    }));
+    let k_addr = kalshi_listener.local_addr()?;
+    let p_addr = poly_listener.local_addr()?;
+    let (inject, injected) = mpsc::unbounded_channel();
+    let kalshi_app = kalshi::router(state.clone(), config.kalshi_auth.clone());
+    let poly_app = polymarket::router(state.clone());
+    let tasks = vec![
+        tokio::spawn(async move {
+            let _ = axum::serve(kalshi_listener, kalshi_app).await;
+        }),
+        tokio::spawn(async move {
+            let _ = axum::serve(poly_listener, poly_app).await;
+        }),
+        tokio::spawn(drive(state.clone(), config.scenario, rng, injected)),
+    ];
+    tracing::info!(kalshi = %k_addr, polymarket = %p_addr, pairs = config.pairs.len(), "venue simulator listening");
+    Ok(SimHandle {
+        kalshi_rest_url: format!("http://{k_addr}/trade-api/v2"),
+        kalshi_ws_url: format!("ws://{k_addr}/trade-api/ws/v2"),
+        polymarket_rest_url: format!("http://{p_addr}"),
+        polymarket_ws_url: format!("ws://{p_addr}/ws/market"),
+        state,
+        inject,
+        tasks,
+    })
+}
+
+/// Moves the books every tick and plays the scenario.
+async fn drive(
+    state: Shared,
+    scenario: Scenario,
+    mut rng: rand::rngs::StdRng,
+    mut injected: mpsc::UnboundedReceiver<ScenarioEvent>,
+) {
+    let mut events = scenario.events.clone();
+    events.sort_by_key(|e| e.at_ms);
+    let mut next = 0;
+    let mut frozen: HashMap<usize, u64> = HashMap::new();
+    let mut thin: HashMap<usize, u64> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(scenario.tick_ms.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut due = Vec::new();
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(e) = injected.recv() => due.push(e),
+        }
+        let now_ms = read(&state).started.elapsed().as_millis() as u64;
+        while next < events.len() && events[next].at_ms <= now_ms {
+            due.push(events[next].clone());
+            next += 1;
+        }
+        let mut st = state.write().unwrap_or_else(|e| e.into_inner());
+        let now_us = now_ms * 1_000;
+        for e in due {
+            let pair = e
+                .pair
+                .as_ref()
+                .and_then(|id| st.pairs.iter().position(|p| &p.id == id));
+            match (e.kind, pair) {
+                (EventKind::ArbWindow, Some(i)) => {
+                    st.markets[i].window = Some(ArbWindow {
+                        direction: e.direction.unwrap_or(ArbDirection::KalshiYes),
+                        edge: e.edge.unwrap_or_default(),
+                        size: e
+                            .size
+                            .and_then(|s| Size::new(s).ok())
+                            .unwrap_or(Size::whole(50)),
+                        until_us: now_us + e.duration_ms.unwrap_or(1_000) * 1_000,
+                    });
+                    frozen.remove(&i);
+                }
+                (EventKind::Stale, Some(i)) => {
+                    frozen.insert(i, now_ms + e.duration_ms.unwrap_or(1_000));
+                }
+                (EventKind::Thin, Some(i)) => {
+                    st.markets[i].max_level_size = e.size.and_then(|s| Size::new(s).ok());
+                    thin.insert(i, now_ms + e.duration_ms.unwrap_or(1_000));
+                }
+                (EventKind::Gap, _) => {
+                    let _ = st.feed.send(FeedEvent::Gap {
+                        venue: e.venue.unwrap_or(Venue::Kalshi),
+                    });
+                }
+                (EventKind::Disconnect, _) => {
+                    let _ = st.feed.send(FeedEvent::Disconnect {
+                        venue: e.venue.unwrap_or(Venue::Kalshi),
+                    });
+                }
+                (EventKind::Malformed, _) => {
+                    let _ = st.feed.send(FeedEvent::Malformed {
+                        venue: e.venue.unwrap_or(Venue::Kalshi),
+                    });
+                }
+                (kind, None) => {
+                    tracing::warn!(?kind, pair = ?e.pair, "scenario event for an unknown pair ignored")
+                }
+            }
+        }
+        thin.retain(|i, until| {
+            let keep = *until > now_ms;
+            if !keep {
+                st.markets[*i].max_level_size = None;
+            }
+            keep
+        });
+        frozen.retain(|_, until| *until > now_ms);
+        let st = &mut *st;
+        for (i, m) in st.markets.iter_mut().enumerate() {
+            if frozen.contains_key(&i) {
+                continue;
+            }
+            let diff = m.step(&mut rng, now_us);
+            if !diff.is_empty() {
+                let _ = st.feed.send(FeedEvent::Book {
+                    pair: i,
+                    diff: Arc::new(diff),
+                    at_ms: now_ms,
+                });
+            }
+        }
+    }
+}
+
+/// Fixed-point formatting as the venues write numbers.
+pub(crate) fn fixed(d: rust_decimal::Decimal, dp: u32) -> String {
+    format!("{:.*}", dp as usize, d.round_dp(dp))
+}

@@ -1,0 +1,265 @@
+//! What every venue adapter shares: applying domain book events to the book
+//! store and telling the strategy, reconnect backoff, counting bad messages,
+//! and recording raw messages for replay.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::books::BookStore;
+use crate::bus::{BookChanged, Bus, StatusEvent};
+use crate::domain::events::{
+    FeedStatus, FeedStatusChanged, OrderBookDeltaReceived, OrderBookSnapshotReceived,
+};
+use crate::domain::{BookError, PairId, UnixMicros, Venue};
+
+/// Applies a venue's book events to the shared books and publishes "pair changed".
+pub struct BookWriter {
+    venue: Venue,
+    books: Arc<BookStore>,
+    bus: Arc<Bus>,
+    pub stats: Arc<FeedStats>,
+}
+
+impl BookWriter {
+    pub fn new(venue: Venue, books: Arc<BookStore>, bus: Arc<Bus>, stats: Arc<FeedStats>) -> Self {
+        BookWriter {
+            venue,
+            books,
+            bus,
+            stats,
+        }
+    }
+
+    fn changed(&self, pair: &PairId, received_at: UnixMicros) {
+        self.bus.books.publish(
+            pair.clone(),
+            BookChanged {
+                venue: self.venue,
+                first_received_at: received_at,
+                changes: 1,
+            },
+        );
+    }
+
+    pub fn snapshot(&self, e: &OrderBookSnapshotReceived) {
+        if let Some(entry) = self.books.get(&e.pair) {
+            entry.state().apply_snapshot(e);
+            self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
+            self.changed(&e.pair, e.received_at);
+        }
+    }
+
+    /// A refused delta leaves the book untouched; the caller re-synchronises.
+    pub fn delta(&self, e: &OrderBookDeltaReceived) -> Result<(), BookError> {
+        if let Some(entry) = self.books.get(&e.pair) {
+            entry.state().apply_delta(e)?;
+            self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
+            self.changed(&e.pair, e.received_at);
+        }
+        Ok(())
+    }
+
+    pub fn stale(&self, pair: &PairId) {
+        if let Some(entry) = self.books.get(pair) {
+            entry.state().mark_stale(self.venue);
+            self.changed(pair, crate::strategy::now_micros());
+        }
+    }
+
+    pub fn status(&self, status: FeedStatus, detail: impl Into<String>) {
+        let detail = detail.into();
+        *self.stats.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+        self.bus
+            .status
+            .publish(StatusEvent::Feed(FeedStatusChanged {
+                venue: self.venue,
+                status,
+                detail,
+                at: crate::strategy::now_micros(),
+            }));
+    }
+}
+
+/// Counters of one venue feed (exported on /metrics).
+#[derive(Debug)]
+pub struct FeedStats {
+    pub messages: AtomicU64,
+    pub book_updates: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub resyncs: AtomicU64,
+    /// Messages that did not parse or were not understood, by kind.
+    bad: Mutex<HashMap<String, u64>>,
+    pub status: Mutex<FeedStatus>,
+}
+
+impl Default for FeedStats {
+    fn default() -> Self {
+        FeedStats {
+            messages: AtomicU64::new(0),
+            book_updates: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            bad: Mutex::new(HashMap::new()),
+            status: Mutex::new(FeedStatus::Disconnected),
+        }
+    }
+}
+
+impl FeedStats {
+    /// Counts a bad message; logs only the first of each kind, so a venue that
+    /// changes its format cannot flood the log.
+    pub fn bad_message(&self, venue: Venue, kind: &str, detail: &str) {
+        let mut bad = self.bad.lock().unwrap_or_else(|e| e.into_inner());
+        let n = bad.entry(kind.to_string()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            let detail: String = detail.chars().take(200).collect();
+            tracing::warn!(%venue, kind, detail, "bad feed message (further ones of this kind are only counted)");
+        }
+    }
+
+    pub fn bad_messages(&self) -> HashMap<String, u64> {
+        self.bad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Exponential backoff with full jitter for reconnects.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            attempt: 0,
+        }
+    }
+
+    /// The next wait: random in [0, min(max, base × 2^attempt)].
+    pub fn next_delay(&mut self) -> Duration {
+        let cap = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let ms = cap.as_millis().max(1) as u64;
+        Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+    }
+
+    /// After a connection that worked.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// One raw message as received, for record and replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// Receive time, µs since the epoch.
+    pub t: UnixMicros,
+    pub venue: Venue,
+    pub msg: String,
+}
+
+/// Appends raw feed messages to a JSON-lines file.
+pub struct Recorder {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Recorder {
+    pub fn create(path: &Path) -> std::io::Result<Arc<Recorder>> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Arc::new(Recorder {
+            out: Mutex::new(std::io::BufWriter::new(file)),
+        }))
+    }
+
+    pub fn record(&self, venue: Venue, t: UnixMicros, msg: &str) {
+        let line = serde_json::to_string(&Recorded {
+            t,
+            venue,
+            msg: msg.to_string(),
+        })
+        .unwrap_or_default();
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = writeln!(out, "{line}") {
+            tracing::warn!(error = %e, "recording failed");
+        }
+    }
+
+    pub fn flush(&self) {
+        let _ = self.out.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        for _ in 0..20 {
+            assert!(b.next_delay() <= Duration::from_secs(2));
+        }
+        let late = b.next_delay();
+        assert!(late >= Duration::from_secs(1), "{late:?}");
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn bad_messages_are_counted_by_kind() {
+        let s = FeedStats::default();
+        for _ in 0..3 {
+            s.bad_message(Venue::Kalshi, "malformed", "{");
+        }
+        s.bad_message(Venue::Kalshi, "legacy", "{}");
+        let bad = s.bad_messages();
+        assert_eq!(bad["malformed"], 3);
+        assert_eq!(bad["legacy"], 1);
+    }
+
+    #[test]
+    fn recorder_writes_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let r = Recorder::create(&path).unwrap();
+        r.record(Venue::Polymarket, 5, "PONG");
+        r.record(Venue::Kalshi, 6, "{\"type\":\"x\"}");
+        r.flush();
+        let lines: Vec<Recorded> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[1],
+            Recorded {
+                t: 6,
+                venue: Venue::Kalshi,
+                msg: "{\"type\":\"x\"}".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! The market-channel WebSocket: connect, subscribe by token ids, keep alive
+//! with text PINGs, apply `book`/`price_change` to the shared books, check the
+//! venue's top of book against ours (Polymarket has no sequence numbers: a
+//! mismatch is how a lost message shows) and re-fetch a drifted book by REST,
+//! reconnect with backoff and resubscribe (PROTOCOLS.md §2.4).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::book::{BookEvent, PolymarketBooks};
+use super::messages::{BookResponse, MarketSubscribe, ParseError, PolyMessage, parse_each};
+use crate::books::BookStore;
+use crate::domain::events::FeedStatus;
+use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, Venue};
+use crate::strategy::now_micros;
+use crate::venues::feed::{Backoff, BookWriter, Recorder};
+
+#[derive(Debug, Clone)]
+pub struct MarketFeedConfig {
+    pub ws_url: String,
+    pub rest_url: String,
+    pub pairs: Vec<MarketPair>,
+    /// The venue expects a text PING every 10 s.
+    pub ping_every: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl MarketFeedConfig {
+    pub fn new(
+        ws_url: impl Into<String>,
+        rest_url: impl Into<String>,
+        pairs: Vec<MarketPair>,
+    ) -> Self {
+        MarketFeedConfig {
+            ws_url: ws_url.into(),
+            rest_url: rest_url.into(),
+            pairs,
+            ping_every: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+fn kind(e: &ParseError) -> &'static str {
+    match e {
+        ParseError::Legacy => "legacy",
+        ParseError::Unknown { .. } => "unknown",
+        ParseError::Malformed { .. } => "malformed",
+    }
+}
+
+struct Session<'a> {
+    cfg: &'a MarketFeedConfig,
+    writer: &'a BookWriter,
+    books: &'a BookStore,
+    http: &'a reqwest::Client,
+    sync: PolymarketBooks,
+    recorder: Option<&'a Recorder>,
+}
+
+impl Session<'_> {
+    fn token(&self, pair: &PairId, outcome: Outcome) -> Option<TokenId> {
+        let p = self.cfg.pairs.iter().find(|p| &p.id == pair)?;
+        Some(match outcome {
+            Outcome::Yes => p.polymarket_yes_token.clone(),
+            Outcome::No => p.polymarket_no_token.clone(),
+        })
+    }
+
+    /// Re-fetches one token's book by REST and replaces ours.
+    async fn resync(&mut self, pair: &PairId, outcome: Outcome) {
+        self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        self.writer.stale(pair);
+        let Some(token) = self.token(pair, outcome) else {
+            return;
+        };
+        let url = format!("{}/book?token_id={}", self.cfg.rest_url, token);
+        let body = match self.http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            Ok(r) => {
+                self.writer.stats.bad_message(
+                    Venue::Polymarket,
+                    "rest_book_status",
+                    &r.status().to_string(),
+                );
+                return;
+            }
+            Err(e) => {
+                self.writer
+                    .stats
+                    .bad_message(Venue::Polymarket, "rest_book_error", &e.to_string());
+                return;
+            }
+        };
+        match serde_json::from_str::<BookResponse>(&body) {
+            Ok(book) => {
+                if let Some(snapshot) = self.sync.on_rest_book(&book, now_micros()) {
+                    self.writer.snapshot(&snapshot);
+                }
+            }
+            Err(e) => self.writer.stats.bad_message(
+                Venue::Polymarket,
+                "rest_book_malformed",
+                &e.to_string(),
+            ),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let received = now_micros();
+        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = self.recorder {
+            r.record(Venue::Polymarket, received, text);
+        }
+        let events = match parse_each(text) {
+            Ok(events) => events,
+            Err(e) => {
+                return self
+                    .writer
+                    .stats
+                    .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
+            }
+        };
+        // The last top of book per token in this frame (each entry carries the top
+        // after its own change; only the final one must match ours).
+        let mut checks: std::collections::BTreeMap<
+            (PairId, Outcome),
+            (Option<Price>, Option<Price>),
+        > = Default::default();
+        for event in events {
+            let msg = match event {
+                Ok(PolyMessage::Pong) => continue,
+                Ok(m) => m,
+                Err(e) => {
+                    self.writer
+                        .stats
+                        .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
+                    continue;
+                }
+            };
+            for ev in self.sync.on_message(&msg, received) {
+                match ev {
+                    BookEvent::Snapshot(s) => self.writer.snapshot(&s),
+                    // Absolute sizes cannot make a book inconsistent.
+                    BookEvent::Delta(d) => {
+                        let _ = self.writer.delta(&d);
+                    }
+                    BookEvent::TopOfBook {
+                        pair,
+                        outcome,
+                        best_bid,
+                        best_ask,
+                        ..
+                    } => {
+                        checks.insert((pair, outcome), (best_bid, best_ask));
+                    }
+                    BookEvent::TickSizeChanged { .. } => {}
+                }
+            }
+        }
+        // After the whole frame: the venue's top of book must be ours.
+        for ((pair, outcome), (best_bid, best_ask)) in checks {
+            let ours = self.books.get(&pair).map(|e| {
+                let st = e.state();
+                let b = st.venue(Venue::Polymarket).book(outcome);
+                (b.best_bid().map(|l| l.price), b.best_ask().map(|l| l.price))
+            });
+            if ours.is_some_and(|o: (Option<Price>, Option<Price>)| o != (best_bid, best_ask)) {
+                tracing::info!(%pair, %outcome, "polymarket book drifted from the venue's top of book; re-fetching");
+                self.resync(&pair, outcome).await;
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true, reconnecting as needed.
+pub async fn run_market_feed(
+    cfg: MarketFeedConfig,
+    writer: BookWriter,
+    books: Arc<BookStore>,
+    recorder: Option<Arc<Recorder>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::new();
+    let tokens: Vec<TokenId> = cfg
+        .pairs
+        .iter()
+        .flat_map(|p| {
+            [
+                p.polymarket_yes_token.clone(),
+                p.polymarket_no_token.clone(),
+            ]
+        })
+        .collect();
+    let subscribe = serde_json::to_string(&MarketSubscribe::new(&tokens)).unwrap_or_default();
+    let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max);
+    while !*shutdown.borrow() {
+        writer.status(FeedStatus::Connecting, cfg.ws_url.clone());
+        let mut ws = match tokio_tungstenite::connect_async(cfg.ws_url.as_str()).await {
+            Ok((ws, _)) => ws,
+            Err(e) => {
+                writer.status(FeedStatus::Reconnecting, format!("connect failed: {e}"));
+                let wait = backoff.next_delay();
+                tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.changed() => return }
+            }
+        };
+        if ws
+            .send(Message::Text(subscribe.clone().into()))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        backoff.reset();
+        writer.status(
+            FeedStatus::Connected,
+            format!("subscribed to {} tokens", tokens.len()),
+        );
+        let mut session = Session {
+            cfg: &cfg,
+            writer: &writer,
+            books: &books,
+            http: &http,
+            sync: PolymarketBooks::from_pairs(&cfg.pairs),
+            recorder: recorder.as_deref(),
+        };
+        let mut ping = tokio::time::interval(cfg.ping_every);
+        ping.tick().await;
+        let reason = loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(t))) => session.on_text(t.as_str()).await,
+                    Some(Ok(Message::Ping(_))) => { let _ = ws.flush().await; }
+                    Some(Ok(Message::Close(f))) => break format!("closed by venue: {f:?}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("socket error: {e}"),
+                    None => break "socket ended".to_string(),
+                },
+                _ = ping.tick() => {
+                    if ws.send(Message::Text("PING".into())).await.is_err() { break "ping failed".to_string(); }
+                }
+                _ = shutdown.changed() => {
+                    let _ = ws.close(None).await;
+                    writer.status(FeedStatus::Disconnected, "shutdown");
+                    return;
+                }
+            }
+        };
+        // No sequence numbers: after a break nothing can be trusted until the new snapshots.
+        for p in &cfg.pairs {
+            writer.stale(&p.id);
+        }
+        writer.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        writer.status(FeedStatus::Reconnecting, reason);
+        let wait = backoff.next_delay();
+        tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.changed() => return }
+    }
+}
