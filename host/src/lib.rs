@@ -10,6 +10,7 @@ pub mod books;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod feeds;
 pub mod sim;
 pub mod strategy;
 pub mod venues;

@@ -62,7 +62,7 @@ fn levels(book: &OrderBook, yes_priced: bool) -> Vec<Value> {
             (p, fixed(l.size.value(), 2))
         })
         .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     out.into_iter()
         .map(|(p, s)| json!([fixed(p, 4), s]))
         .collect()

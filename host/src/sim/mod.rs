@@ -281,3 +281,37 @@ async fn drive(
 pub(crate) fn fixed(d: rust_decimal::Decimal, dp: u32) -> String {
     format!("{:.*}", dp as usize, d.round_dp(dp))
 }
+
+/// Kalshi's signature check: the three `KALSHI-ACCESS-*` headers, a timestamp
+/// within 30 s of now, and an RSA-PSS signature that verifies with the
+/// configured public key, as the venue answers 401 otherwise (§1.2).
+pub fn kalshi_signature_check(verifier: crate::venues::kalshi::KalshiVerifier) -> KalshiAuth {
+    use crate::venues::kalshi::auth::{
+        AuthHeaders, HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    };
+    Arc::new(
+        move |headers: &axum::http::HeaderMap, method: &str, path: &str| {
+            let get = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+                    .ok_or_else(|| format!("missing header {name}"))
+            };
+            let h = AuthHeaders {
+                key: get(HEADER_KEY)?,
+                timestamp: get(HEADER_TIMESTAMP)?,
+                signature: get(HEADER_SIGNATURE)?,
+            };
+            let ts: u64 = h
+                .timestamp
+                .parse()
+                .map_err(|_| "timestamp is not milliseconds".to_string())?;
+            let now = crate::strategy::now_micros() / 1_000;
+            if now.abs_diff(ts) > 30_000 {
+                return Err("timestamp too far from now".into());
+            }
+            verifier.verify(&h, method, path).map_err(|e| e.to_string())
+        },
+    )
+}

@@ -179,3 +179,16 @@ pub fn venue_event(
         venue: Some(venue),
     }
 }
+
+/// A fresh RSA key pair as PEM (private PKCS#8, public SPKI) for Kalshi signing tests.
+pub fn rsa_pems() -> (String, String) {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let mut rng = rand::thread_rng();
+    let key = rsa::RsaPrivateKey::new(&mut rng, 2048).expect("rsa key");
+    let private = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    (private, public)
+}

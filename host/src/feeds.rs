@@ -1,0 +1,89 @@
+//! Starts the venue feeds of a running host: one task per venue, writing into
+//! the shared books and the bus, reconnecting by themselves, stopped together.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::app::Host;
+use crate::domain::Venue;
+use crate::venues::feed::{BookWriter, FeedStats, Recorder};
+use crate::venues::polymarket::ws::{MarketFeedConfig, run_market_feed};
+
+/// Where each venue is (the real exchanges, or the simulator).
+#[derive(Debug, Clone)]
+pub struct VenueUrls {
+    pub kalshi_rest: String,
+    pub kalshi_ws: String,
+    pub polymarket_rest: String,
+    pub polymarket_ws: String,
+}
+
+impl VenueUrls {
+    pub fn from_sim(sim: &crate::sim::SimHandle) -> Self {
+        VenueUrls {
+            kalshi_rest: sim.kalshi_rest_url.clone(),
+            kalshi_ws: sim.kalshi_ws_url.clone(),
+            polymarket_rest: sim.polymarket_rest_url.clone(),
+            polymarket_ws: sim.polymarket_ws_url.clone(),
+        }
+    }
+
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        VenueUrls {
+            kalshi_rest: c.kalshi.rest_url.clone(),
+            kalshi_ws: c.kalshi.ws_url.clone(),
+            polymarket_rest: c.polymarket.rest_url.clone(),
+            polymarket_ws: c.polymarket.ws_url.clone(),
+        }
+    }
+}
+
+/// The running feeds.
+pub struct Feeds {
+    pub stats: HashMap<Venue, Arc<FeedStats>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Feeds {
+    /// Starts every venue's feed for the host's pairs.
+    pub fn start(host: &Host, urls: &VenueUrls, recorder: Option<Arc<Recorder>>) -> Feeds {
+        let (stop, shutdown) = watch::channel(false);
+        let pairs: Vec<_> = host.books.all().iter().map(|e| e.pair.clone()).collect();
+        let mut stats = HashMap::new();
+        let mut tasks = Vec::new();
+
+        let poly_stats = Arc::new(FeedStats::default());
+        stats.insert(Venue::Polymarket, poly_stats.clone());
+        let writer = BookWriter::new(
+            Venue::Polymarket,
+            host.books.clone(),
+            host.bus.clone(),
+            poly_stats,
+        );
+        let cfg = MarketFeedConfig::new(
+            urls.polymarket_ws.clone(),
+            urls.polymarket_rest.clone(),
+            pairs.clone(),
+        );
+        tasks.push(tokio::spawn(run_market_feed(
+            cfg,
+            writer,
+            host.books.clone(),
+            recorder.clone(),
+            shutdown.clone(),
+        )));
+
+        Feeds { stats, stop, tasks }
+    }
+
+    /// Stops every feed and waits for them to close their sockets.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

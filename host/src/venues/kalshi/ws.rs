@@ -1,0 +1,265 @@
+//! The Kalshi WebSocket v2 order-book feed: a signed handshake, one
+//! `orderbook_delta` subscription for every configured ticker (with
+//! `use_yes_price` sent explicitly), snapshots and deltas applied to the shared
+//! books, `seq` gaps and terminal errors answered by resubscribing, pings
+//! answered, reconnects with backoff, a fresh signature and the subscription
+//! restored (PROTOCOLS.md §1.2, §1.4).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::auth::KalshiSigner;
+use super::book::{BookAction, BookEvent, KalshiBookSync};
+use super::messages::{Command, NoSidePricing, ParseError, parse};
+use crate::domain::events::FeedStatus;
+use crate::domain::{MarketPair, PairId, Venue};
+use crate::strategy::now_micros;
+use crate::venues::feed::{Backoff, BookWriter, Recorder};
+
+#[derive(Clone)]
+pub struct OrderbookFeedConfig {
+    pub ws_url: String,
+    pub pairs: Vec<MarketPair>,
+    /// Signs the handshake; `None` only against a simulator that does not check.
+    pub signer: Option<Arc<KalshiSigner>>,
+    /// Kalshi will make YES-leg pricing the default; we always say which we want.
+    pub pricing: NoSidePricing,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl OrderbookFeedConfig {
+    pub fn new(
+        ws_url: impl Into<String>,
+        pairs: Vec<MarketPair>,
+        signer: Option<Arc<KalshiSigner>>,
+    ) -> Self {
+        OrderbookFeedConfig {
+            ws_url: ws_url.into(),
+            pairs,
+            signer,
+            pricing: NoSidePricing::YesLeg,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+fn kind(e: &ParseError) -> &'static str {
+    match e {
+        ParseError::Legacy { .. } => "legacy",
+        ParseError::Unknown(_) => "unknown",
+        ParseError::Malformed(_) => "malformed",
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(cfg: &OrderbookFeedConfig) -> Result<Socket, String> {
+    let mut request = cfg
+        .ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("bad URL: {e}"))?;
+    if let Some(signer) = &cfg.signer {
+        // A fresh timestamp and signature on every (re)connect (§1.2).
+        let ts = now_micros() / 1_000;
+        let headers = signer
+            .sign_ws_handshake(ts)
+            .map_err(|e| format!("signing the handshake: {e}"))?;
+        for (name, value) in headers.pairs() {
+            let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+            request.headers_mut().insert(name, value);
+        }
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("connect failed: {e}"))?;
+    Ok(ws)
+}
+
+struct Session<'a> {
+    cfg: &'a OrderbookFeedConfig,
+    writer: &'a BookWriter,
+    recorder: Option<&'a Recorder>,
+    sync: KalshiBookSync,
+    tickers: HashMap<PairId, String>,
+    next_id: u64,
+}
+
+impl Session<'_> {
+    fn command(&mut self, make: impl FnOnce(u64) -> Command) -> Message {
+        self.next_id += 1;
+        Message::Text(make(self.next_id).to_json().into())
+    }
+
+    /// What to send so the books can be trusted again.
+    fn answer(&mut self, action: BookAction) -> Vec<Message> {
+        for pair in action.stale_pairs() {
+            self.writer.stale(pair);
+        }
+        self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        let pricing = self.cfg.pricing;
+        match action {
+            // A new subscription restarts `seq` unambiguously (whether a
+            // get_snapshot reply continues the old series is not documented).
+            BookAction::Resync {
+                sid,
+                market_tickers,
+                reason,
+                ..
+            } => {
+                tracing::info!(
+                    sid,
+                    ?reason,
+                    markets = market_tickers.len(),
+                    "kalshi book resync: resubscribing"
+                );
+                self.sync.forget_sid(sid);
+                vec![
+                    self.command(|id| Command::unsubscribe(id, vec![sid])),
+                    self.command(|id| Command::subscribe_orderbook(id, market_tickers, pricing)),
+                ]
+            }
+            BookAction::Resubscribe {
+                sid,
+                market_tickers,
+                code,
+                ..
+            } => {
+                tracing::warn!(
+                    ?sid,
+                    ?code,
+                    "kalshi subscription ended by the venue: resubscribing"
+                );
+                if let Some(sid) = sid {
+                    self.sync.forget_sid(sid);
+                }
+                vec![self.command(|id| Command::subscribe_orderbook(id, market_tickers, pricing))]
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Vec<Message> {
+        let received = now_micros();
+        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = self.recorder {
+            r.record(Venue::Kalshi, received, text);
+        }
+        let msg = match parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.writer
+                    .stats
+                    .bad_message(Venue::Kalshi, kind(&e), &e.to_string());
+                return Vec::new();
+            }
+        };
+        let step = self.sync.on_message(&msg, received);
+        let mut out = Vec::new();
+        for ev in step.events {
+            match ev {
+                BookEvent::Snapshot(s) => self.writer.snapshot(&s),
+                BookEvent::Delta(d) => {
+                    if self.writer.delta(&d).is_err() {
+                        // Our book and the venue's disagree: never trade on it.
+                        let ticker = self.tickers.get(&d.pair).cloned().unwrap_or_default();
+                        if let Some(action) = self.sync.invalidate(&ticker) {
+                            out.extend(self.answer(action));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(action) = step.action {
+            out.extend(self.answer(action));
+        }
+        out
+    }
+}
+
+/// Runs until `shutdown` turns true, reconnecting as needed.
+pub async fn run_orderbook_feed(
+    cfg: OrderbookFeedConfig,
+    writer: BookWriter,
+    recorder: Option<Arc<Recorder>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let by_ticker: HashMap<String, PairId> = cfg
+        .pairs
+        .iter()
+        .map(|p| (p.kalshi_ticker.clone(), p.id.clone()))
+        .collect();
+    let tickers: Vec<String> = cfg.pairs.iter().map(|p| p.kalshi_ticker.clone()).collect();
+    let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_max);
+    while !*shutdown.borrow() {
+        writer.status(FeedStatus::Connecting, cfg.ws_url.clone());
+        let mut ws = match connect(&cfg).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                writer.status(FeedStatus::Reconnecting, e);
+                let wait = backoff.next_delay();
+                tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.changed() => return }
+            }
+        };
+        let mut session = Session {
+            cfg: &cfg,
+            writer: &writer,
+            recorder: recorder.as_deref(),
+            sync: KalshiBookSync::new(by_ticker.clone(), cfg.pricing),
+            tickers: by_ticker
+                .iter()
+                .map(|(t, p)| (p.clone(), t.clone()))
+                .collect(),
+            next_id: 0,
+        };
+        let subscribe =
+            session.command(|id| Command::subscribe_orderbook(id, tickers.clone(), cfg.pricing));
+        if ws.send(subscribe).await.is_err() {
+            continue;
+        }
+        backoff.reset();
+        writer.status(
+            FeedStatus::Connected,
+            format!("subscribed to {} markets", tickers.len()),
+        );
+        let reason = 'session: loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        for reply in session.on_text(t.as_str()) {
+                            if ws.send(reply).await.is_err() { break 'session "send failed".to_string(); }
+                        }
+                    }
+                    // Kalshi pings every 10 s; tungstenite queues the pong, flushing sends it.
+                    Some(Ok(Message::Ping(_))) => { let _ = ws.flush().await; }
+                    Some(Ok(Message::Close(f))) => break format!("closed by venue: {f:?}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("socket error: {e}"),
+                    None => break "socket ended".to_string(),
+                },
+                _ = shutdown.changed() => {
+                    let _ = ws.close(None).await;
+                    writer.status(FeedStatus::Disconnected, "shutdown");
+                    return;
+                }
+            }
+        };
+        for p in &cfg.pairs {
+            writer.stale(&p.id);
+        }
+        writer.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        writer.status(FeedStatus::Reconnecting, reason);
+        let wait = backoff.next_delay();
+        tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.changed() => return }
+    }
+}
