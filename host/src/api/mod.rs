@@ -1,0 +1,1 @@
+//! REST control API (axum): arrives with the API work.
