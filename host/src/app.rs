@@ -13,7 +13,7 @@ use crate::domain::Size;
 use crate::strategy::{FaultPolicy, PluginHost, RuntimeLimits, StrategyRuntime};
 
 /// Polymarket's usual minimum order size, until market metadata says otherwise.
-const DEFAULT_POLYMARKET_MIN_SIZE: u64 = 5;
+pub(crate) const DEFAULT_POLYMARKET_MIN_SIZE: u64 = 5;
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -84,22 +84,79 @@ pub async fn run(config: Config, duration: Option<Duration>) -> anyhow::Result<(
         plugins = %config.plugins_dir.display(),
         "double time starting"
     );
-    let host = tokio::task::spawn_blocking(move || Host::start(config)).await??;
+    let urls = crate::feeds::VenueUrls::from_config(&config);
+    let signer = match (
+        &config.kalshi.private_key_path,
+        config.kalshi.api_key.is_empty(),
+    ) {
+        (Some(path), false) => Some(Arc::new(
+            crate::venues::kalshi::KalshiSigner::from_pem_file(
+                config.kalshi.api_key.expose(),
+                path,
+            )?,
+        )),
+        _ => {
+            tracing::warn!(
+                "no Kalshi key configured: the Kalshi feed will be refused by a real venue"
+            );
+            None
+        }
+    };
+    let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
+    log_plugins(&host);
+    let feeds = crate::feeds::Feeds::start(&host, &urls, signer, None);
+    serve_until_stopped(host, duration, |status| {
+        if let StatusEvent::Feed(f) = status {
+            tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail);
+        }
+    })
+    .await?;
+    feeds.stop().await;
+    Ok(())
+}
+
+pub fn log_plugins(host: &Host) {
     for r in host.strategy.reports() {
         tracing::info!(plugin = %r.name, version = %r.plugin_version, load_ms = format!("{:.1}", r.load_ms), cached = r.from_cache, "plugin ready");
     }
+}
+
+/// Serves the API on `config.api.bind`, logs status changes and opportunities,
+/// and runs until Ctrl-C or `duration`; then stops the API and the strategy.
+pub async fn serve_until_stopped(
+    host: Arc<Host>,
+    duration: Option<Duration>,
+    on_status: impl Fn(&StatusEvent),
+) -> anyhow::Result<()> {
+    let bind = host.config.api.bind;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding the API to {bind} (DOUBLETIME_API_BIND)"))?;
+    tracing::info!(addr = %listener.local_addr()?, read_only = host.config.api.token.is_empty(), "API listening");
+    let (stop_api, api_stopping) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(crate::api::serve(host.clone(), listener, async {
+        let _ = api_stopping.await;
+    }));
     let mut status = host.bus.status.subscribe();
     let opportunities = host.bus.opportunities.subscribe();
+    // Log an opportunity when it appears or changes, not on every book update
+    // that finds it again: a person should be able to follow the log.
+    let mut last_logged: std::collections::HashMap<crate::domain::PairId, String> =
+        Default::default();
     let log_events = async {
         loop {
             tokio::select! {
                 ev = status.recv() => match ev {
-                    Some(StatusEvent::Feed(f)) => tracing::info!(venue = %f.venue, status = ?f.status, "{}", f.detail),
-                    Some(StatusEvent::Plugin(_)) => {} // logged where it happens
+                    Some(ev) => on_status(&ev),
                     None => break,
                 },
                 (pair, found) = opportunities.recv() => {
                     let o = found.opportunity;
+                    let key = format!("{}{}{}{}{}", o.found_by, o.buy_yes_on, o.yes_price, o.no_price, o.size);
+                    if last_logged.get(&pair) == Some(&key) {
+                        continue;
+                    }
+                    last_logged.insert(pair.clone(), key);
                     tracing::info!(
                         %pair, plugin = %o.found_by, yes_on = %o.buy_yes_on, no_on = %o.buy_no_on,
                         yes = %o.yes_price, no = %o.no_price, size = %o.size, net = %o.net_edge,
@@ -120,6 +177,10 @@ pub async fn run(config: Config, duration: Option<Duration>) -> anyhow::Result<(
     tokio::select! {
         _ = stop => {}
         _ = log_events => {}
+    }
+    let _ = stop_api.send(());
+    if let Ok(Err(e)) = api.await {
+        tracing::warn!(error = %e, "API server stopped with an error");
     }
     let strategy = host.strategy.clone();
     tokio::task::spawn_blocking(move || strategy.shutdown()).await?;

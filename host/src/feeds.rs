@@ -9,6 +9,8 @@ use tokio::sync::watch;
 use crate::app::Host;
 use crate::domain::Venue;
 use crate::venues::feed::{BookWriter, FeedStats, Recorder};
+use crate::venues::kalshi::KalshiSigner;
+use crate::venues::kalshi::ws::{OrderbookFeedConfig, run_orderbook_feed};
 use crate::venues::polymarket::ws::{MarketFeedConfig, run_market_feed};
 
 /// Where each venue is (the real exchanges, or the simulator).
@@ -49,11 +51,32 @@ pub struct Feeds {
 
 impl Feeds {
     /// Starts every venue's feed for the host's pairs.
-    pub fn start(host: &Host, urls: &VenueUrls, recorder: Option<Arc<Recorder>>) -> Feeds {
+    pub fn start(
+        host: &Host,
+        urls: &VenueUrls,
+        kalshi_signer: Option<Arc<KalshiSigner>>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Feeds {
         let (stop, shutdown) = watch::channel(false);
         let pairs: Vec<_> = host.books.all().iter().map(|e| e.pair.clone()).collect();
         let mut stats = HashMap::new();
         let mut tasks = Vec::new();
+
+        let kalshi_stats = Arc::new(FeedStats::default());
+        stats.insert(Venue::Kalshi, kalshi_stats.clone());
+        let writer = BookWriter::new(
+            Venue::Kalshi,
+            host.books.clone(),
+            host.bus.clone(),
+            kalshi_stats,
+        );
+        let cfg = OrderbookFeedConfig::new(urls.kalshi_ws.clone(), pairs.clone(), kalshi_signer);
+        tasks.push(tokio::spawn(run_orderbook_feed(
+            cfg,
+            writer,
+            recorder.clone(),
+            shutdown.clone(),
+        )));
 
         let poly_stats = Arc::new(FeedStats::default());
         stats.insert(Venue::Polymarket, poly_stats.clone());

@@ -9,6 +9,7 @@ pub mod app;
 pub mod books;
 pub mod bus;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod feeds;
 pub mod sim;

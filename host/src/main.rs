@@ -31,6 +31,22 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// The demo: simulated venues, the host with its plugins and the API on
+    /// 127.0.0.1:8001, paper trading on the simulator.
+    Demo {
+        /// Stop by itself after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// A scenario file (see host/src/sim/scenario.rs); default: arbitrage
+        /// windows on every pair every few seconds.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Only the venue simulator, on loopback; prints its URLs.
+    Sim {
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
 }
@@ -68,6 +84,18 @@ fn real_main() -> anyhow::Result<()> {
                 config,
                 duration.map(Duration::from_secs),
             ))
+        }
+        Command::Demo { duration, scenario } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(doubletime::demo::run_demo(
+                config,
+                duration.map(Duration::from_secs),
+                scenario,
+            ))
+        }
+        Command::Sim { scenario } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(doubletime::demo::run_sim(config, scenario))
         }
     }
 }

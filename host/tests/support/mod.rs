@@ -192,3 +192,48 @@ pub fn rsa_pems() -> (String, String) {
         .unwrap();
     (private, public)
 }
+
+/// A book from `(price, size)` levels.
+pub fn levels(bids: &[(&str, u64)], asks: &[(&str, u64)]) -> doubletime::domain::OrderBook {
+    let mut b = doubletime::domain::OrderBook::new();
+    for (px, size) in bids {
+        b.set_level(Side::Bid, p(px), Size::whole(*size));
+    }
+    for (px, size) in asks {
+        b.set_level(Side::Ask, p(px), Size::whole(*size));
+    }
+    b
+}
+
+/// Exact books for the order tests. Kalshi: YES bids 0.40×10, 0.39×20; NO bids
+/// 0.55×10, 0.54×20 (YES asks 0.45×10, 0.46×20). Polymarket YES: bids
+/// 0.43×10, 0.42×20, asks 0.45×10, 0.46×20; NO is its mirror.
+pub fn order_books() -> doubletime::sim::VenueBooks {
+    doubletime::sim::VenueBooks {
+        kalshi_yes: levels(&[("0.40", 10), ("0.39", 20)], &[]),
+        kalshi_no: levels(&[("0.55", 10), ("0.54", 20)], &[]),
+        poly_yes: levels(&[("0.43", 10), ("0.42", 20)], &[("0.45", 10), ("0.46", 20)]),
+        poly_no: levels(&[("0.55", 10), ("0.54", 20)], &[("0.57", 10), ("0.58", 20)]),
+    }
+}
+
+/// A domain order for the order tests.
+pub fn order(
+    venue: doubletime::domain::Venue,
+    id: &str,
+    outcome: doubletime::domain::Outcome,
+    limit: &str,
+    size: u64,
+    time_in_force: doubletime::domain::TimeInForce,
+) -> doubletime::domain::Order {
+    doubletime::domain::Order {
+        client_order_id: id.into(),
+        venue,
+        pair: PairId("fed".into()),
+        outcome,
+        action: doubletime::domain::Action::Buy,
+        limit: p(limit),
+        size: Size::whole(size),
+        time_in_force,
+    }
+}

@@ -1,0 +1,105 @@
+//! `doubletime demo`: the simulator, the host with the default plugins and
+//! both feeds connected to the simulator, the REST API, and a log a person can
+//! follow. Also `doubletime sim`, the simulator on its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+
+use crate::app::Host;
+use crate::bus::StatusEvent;
+use crate::config::Config;
+use crate::feeds::{Feeds, VenueUrls};
+use crate::sim::{self, Scenario, SimConfig, SimPair};
+use crate::venues::kalshi::{KalshiSigner, KalshiVerifier};
+
+/// A throwaway Kalshi key for the session: the simulator checks signatures with
+/// its public half exactly as the venue would.
+fn demo_kalshi_key() -> anyhow::Result<(Arc<KalshiSigner>, KalshiVerifier)> {
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        .context("generating the demo RSA key")?;
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the demo key")?;
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .context("encoding the demo key")?;
+    let signer = KalshiSigner::from_pem("demo-key", &private, std::path::Path::new("<generated>"))?;
+    Ok((Arc::new(signer), KalshiVerifier::from_public_pem(&public)?))
+}
+
+fn scenario(config: &Config, file: Option<&std::path::Path>) -> anyhow::Result<Scenario> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading scenario {}", path.display()))?;
+            Scenario::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("scenario {}: {e}", path.display()))
+        }
+        None => Ok(Scenario::demo(
+            &config
+                .markets
+                .iter()
+                .map(|m| m.id.clone())
+                .collect::<Vec<_>>(),
+        )),
+    }
+}
+
+fn sim_pairs(config: &Config) -> Vec<SimPair> {
+    config
+        .pair_setups()
+        .iter()
+        .map(|(p, _)| SimPair::from(p))
+        .collect()
+}
+
+/// The simulator alone, until Ctrl-C.
+pub async fn run_sim(
+    config: Config,
+    scenario_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let sim = sim::start(SimConfig {
+        pairs: sim_pairs(&config),
+        scenario: scenario(&config, scenario_file.as_deref())?,
+        kalshi_auth: None,
+    })
+    .await?;
+    println!("kalshi rest      {}", sim.kalshi_rest_url);
+    println!("kalshi ws        {}", sim.kalshi_ws_url);
+    println!("polymarket rest  {}", sim.polymarket_rest_url);
+    println!("polymarket ws    {}", sim.polymarket_ws_url);
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+pub async fn run_demo(
+    config: Config,
+    duration: Option<Duration>,
+    scenario_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let (signer, verifier) = demo_kalshi_key()?;
+    let sim = sim::start(SimConfig {
+        pairs: sim_pairs(&config),
+        scenario: scenario(&config, scenario_file.as_deref())?,
+        kalshi_auth: Some(sim::kalshi_signature_check(verifier)),
+    })
+    .await?;
+    tracing::info!(kalshi = %sim.kalshi_ws_url, polymarket = %sim.polymarket_ws_url, "demo: simulated venues up");
+    let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
+    crate::app::log_plugins(&host);
+    let feeds = Feeds::start(&host, &VenueUrls::from_sim(&sim), Some(signer), None);
+    crate::app::serve_until_stopped(host.clone(), duration, |status| match status {
+        StatusEvent::Feed(f) => {
+            tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail)
+        }
+        StatusEvent::Plugin(_) => {}
+    })
+    .await?;
+    feeds.stop().await;
+    drop(sim);
+    Ok(())
+}
