@@ -1,1 +1,1 @@
-//! End-to-end tests live in `tests/tests/`; this crate has no library code.
+//! End-to-end tests live in `tests/tests/`: they start the real `doubletime` binary.

@@ -196,9 +196,18 @@ async fn drive(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut due = Vec::new();
+        // Wake for the next tick, an injected event, or the next scripted event.
+        let next_event = events.get(next).map(|e| read(&state).started + Duration::from_millis(e.at_ms));
+        let scripted = async {
+            match next_event {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = ticker.tick() => {}
             Some(e) = injected.recv() => due.push(e),
+            _ = scripted => {}
         }
         let now_ms = read(&state).started.elapsed().as_millis() as u64;
         while next < events.len() && events[next].at_ms <= now_ms {

@@ -1,0 +1,270 @@
+//! End-to-end: the real `doubletime demo` binary, its simulated venues, both
+//! feeds, the shipped plugins and the REST API, driven by a scenario file and
+//! observed only from outside (the API and its event stream).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn binary() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let bin = dir.join("debug/doubletime");
+    assert!(
+        bin.is_file(),
+        "{} missing: run `cargo build -p doubletime` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn plugins() -> PathBuf {
+    std::env::var_os("DOUBLETIME_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/plugins"))
+}
+
+const PAIRS: &str = r#"
+dry_run = true
+min_profit_threshold = "0.01"
+
+[[markets]]
+id = "wide"
+kalshi_ticker = "KXWIDE-26DEC"
+polymarket_condition_id = "0x01"
+polymarket_yes_token = "111"
+polymarket_no_token = "112"
+rules_match = true
+polymarket_fee_rate = "0.04"
+
+[[markets]]
+id = "narrow"
+kalshi_ticker = "KXNARROW-26DEC"
+polymarket_condition_id = "0x02"
+polymarket_yes_token = "221"
+polymarket_no_token = "222"
+rules_match = true
+polymarket_fee_rate = "0.04"
+"#;
+
+/// The narrow window opens first and is thinner than the fees; the wide one
+/// opens after it, so once the wide one is decided the narrow one was too.
+const SCENARIO: &str = r#"
+seed = 3
+tick_ms = 3600000
+
+[[events]]
+at_ms = 1500
+pair = "narrow"
+kind = "arb_window"
+direction = "kalshi_yes"
+edge = "0.01"
+size = "50"
+duration_ms = 600000
+
+[[events]]
+at_ms = 2500
+pair = "wide"
+kind = "arb_window"
+direction = "polymarket_yes"
+edge = "0.06"
+size = "50"
+duration_ms = 600000
+"#;
+
+struct Demo {
+    child: Child,
+    api: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn start_demo() -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doubletime.toml");
+    let plugins = plugins();
+    std::fs::write(
+        &config,
+        format!(
+            "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
+            plugins.display().to_string(),
+            workspace()
+                .join("target/plugin-cache")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let mut child = Command::new(binary())
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "demo",
+            "--duration",
+            "300",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ])
+        .env("DOUBLETIME_API_BIND", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting doubletime");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let api = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let line = strip_ansi(&line);
+            if let Some(rest) = line.split("API listening addr=").nth(1) {
+                return format!("http://{}", rest.split_whitespace().next().unwrap());
+            }
+        }
+        panic!("doubletime exited before the API came up");
+    })
+    .await
+    .expect("API did not come up");
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Demo {
+        child,
+        api,
+        _dir: dir,
+    }
+}
+
+/// An opportunity for `pair`: from the recent list if it already happened,
+/// otherwise the next `opportunity` event on the server-sent event stream
+/// (subscribed before looking at the list, so nothing falls in between).
+async fn await_opportunity(api: &str, pair: &str) -> Value {
+    let addr = api.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    // The status line and headers come once the stream is subscribed.
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.is_empty() {
+            break;
+        }
+    }
+    let recent: Value = reqwest::get(format!("{api}/opportunities"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if let Some(found) = recent.as_array().and_then(|a| {
+        a.iter()
+            .find(|o| o.to_string().contains(&format!("\"{pair}\"")))
+    }) {
+        return found.clone();
+    }
+    let mut event = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(name) = line.strip_prefix("event:") {
+            event = name.trim().to_string();
+        } else if let Some(data) = line.strip_prefix("data:")
+            && event == "opportunity"
+            && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+            && v.to_string().contains(&format!("\"{pair}\""))
+        {
+            return v;
+        }
+    }
+    panic!("event stream ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_window_is_found_and_one_narrower_than_fees_is_ignored() {
+    let demo = start_demo().await;
+    let http = reqwest::Client::new();
+    let found = tokio::time::timeout(WAIT, await_opportunity(&demo.api, "wide"))
+        .await
+        .expect("no opportunity for the wide window");
+    let text = found.to_string();
+    assert!(text.contains("polymarket"), "{text}");
+
+    // The narrow window is in the books (a positive gross edge)...
+    let narrow: Value = http
+        .get(format!("{}/markets/narrow", demo.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        narrow.to_string().contains("0.01"),
+        "narrow window visible in the books: {narrow}"
+    );
+    // ...but no plugin called it an opportunity: fees eat a 1c edge.
+    let recent: Value = http
+        .get(format!("{}/opportunities", demo.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recent = recent.to_string();
+    assert!(recent.contains("\"wide\""), "{recent}");
+    assert!(!recent.contains("\"narrow\""), "{recent}");
+
+    // The plugins that found it are the shipped ones, loaded from the folder.
+    let plugins: Value = http
+        .get(format!("{}/plugins", demo.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in ["buy-both", "buy-both-py", "buy-both-js", "walk-books"] {
+        assert!(
+            plugins.to_string().contains(&format!("\"{name}\"")),
+            "{name} missing: {plugins}"
+        );
+    }
+}
