@@ -197,7 +197,9 @@ async fn drive(
     loop {
         let mut due = Vec::new();
         // Wake for the next tick, an injected event, or the next scripted event.
-        let next_event = events.get(next).map(|e| read(&state).started + Duration::from_millis(e.at_ms));
+        let next_event = events
+            .get(next)
+            .map(|e| read(&state).started + Duration::from_millis(e.at_ms));
         let scripted = async {
             match next_event {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
