@@ -1,21 +1,32 @@
 //! Simulated Kalshi: WebSocket v2 (`orderbook_delta` with snapshots, deltas,
-//! `seq`, heartbeats, error codes) and the public market REST endpoints, in the
-//! current fixed-point format (PROTOCOLS.md §1.4, §1.5).
+//! `seq`, heartbeats, error codes), the public market REST endpoints, and the
+//! signed portfolio endpoints: V2 order creation matched against the simulated
+//! book, cancel, order, balance, positions, fills — in the current fixed-point
+//! format (PROTOCOLS.md §1.2, §1.4–§1.6).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::accounts::{
+    SimFill, SimOrder, SimOrderStatus, broadcast, now_ms, take, total, walk, write,
+};
+use super::market::BookDiff;
 use super::{FeedEvent, KalshiAuth, Shared, fixed, read};
-use crate::domain::{Level, OrderBook, Venue};
+use crate::domain::{Level, OrderBook, Price, Side, Size, Venue};
 
 #[derive(Clone)]
 struct Ctx {
@@ -28,6 +39,15 @@ pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
         .route("/trade-api/ws/v2", get(ws))
         .route("/trade-api/v2/markets/{ticker}", get(market))
         .route("/trade-api/v2/markets/{ticker}/orderbook", get(orderbook))
+        .route("/trade-api/v2/portfolio/events/orders", post(create_order))
+        .route(
+            "/trade-api/v2/portfolio/events/orders/{order_id}",
+            delete(cancel_order),
+        )
+        .route("/trade-api/v2/portfolio/orders/{order_id}", get(get_order))
+        .route("/trade-api/v2/portfolio/balance", get(balance))
+        .route("/trade-api/v2/portfolio/positions", get(positions))
+        .route("/trade-api/v2/portfolio/fills", get(fills))
         .with_state(Ctx { state, auth })
 }
 
@@ -252,4 +272,457 @@ async fn orderbook(State(ctx): State<Ctx>, Path(ticker): Path<String>) -> Respon
     let b = st.markets[i].books();
     // REST NO prices are NO prices; there is no use_yes_price on REST (§1.5).
     axum::Json(json!({"orderbook_fp": {"yes_dollars": levels(&b.kalshi_yes, false), "no_dollars": levels(&b.kalshi_no, false)}})).into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Portfolio: orders, balance, positions, fills (§1.5, §1.6).
+
+/// Every portfolio request is signed over its path without the query (§1.2);
+/// the 401 to answer when it is not.
+fn refused(ctx: &Ctx, headers: &HeaderMap, method: &str, uri: &Uri) -> Option<Response> {
+    let auth = ctx.auth.as_ref()?;
+    auth(headers, method, uri.path())
+        .err()
+        .map(|e| error(StatusCode::UNAUTHORIZED, "authentication_error", &e))
+}
+
+/// The V2 `BookSide`: `bid` buys YES, `ask` sells YES (= buys NO), both at a YES price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BookSide {
+    Bid,
+    Ask,
+}
+
+impl BookSide {
+    fn as_str(self) -> &'static str {
+        match self {
+            BookSide::Bid => "bid",
+            BookSide::Ask => "ask",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tif {
+    FillOrKill,
+    ImmediateOrCancel,
+    GoodTillCanceled,
+}
+
+impl Tif {
+    fn as_str(self) -> &'static str {
+        match self {
+            Tif::FillOrKill => "fill_or_kill",
+            Tif::ImmediateOrCancel => "immediate_or_cancel",
+            Tif::GoodTillCanceled => "good_till_canceled",
+        }
+    }
+}
+
+/// Largest count the simulator accepts in one order.
+const MAX_COUNT: u64 = 1_000_000_000;
+
+struct CreateV2 {
+    ticker: String,
+    client_order_id: String,
+    side: BookSide,
+    count: Size,
+    price: Price,
+    tif: Tif,
+}
+
+/// Reads `CreateOrderV2Request` (§1.6) with the venue's validation: every
+/// required field present, counts with ≤ 2 decimals and ≥ 0.01, a price
+/// strictly inside (0, 1).
+fn parse_create(body: &str) -> Result<CreateV2, String> {
+    let v: Value = serde_json::from_str(body).map_err(|_| "body is not JSON".to_string())?;
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{k} is required"))
+    };
+    let ticker = text("ticker")?;
+    let client_order_id = text("client_order_id")?;
+    if client_order_id.trim().is_empty() {
+        return Err("client_order_id is required".into());
+    }
+    let side = match text("side")?.as_str() {
+        "bid" => BookSide::Bid,
+        "ask" => BookSide::Ask,
+        _ => return Err("side must be bid or ask".into()),
+    };
+    let count = Size::parse(&text("count")?).map_err(|_| "count is not a count".to_string())?;
+    // Far above any real order; keeps the money arithmetic clear of overflow.
+    if count.is_zero()
+        || count.value().normalize().scale() > 2
+        || count.value() > Decimal::from(MAX_COUNT)
+    {
+        return Err("invalid_order_size".into());
+    }
+    let price = Price::parse(&text("price")?).map_err(|_| "price is not a price".to_string())?;
+    let tif = match text("time_in_force")?.as_str() {
+        "fill_or_kill" => Tif::FillOrKill,
+        "immediate_or_cancel" => Tif::ImmediateOrCancel,
+        "good_till_canceled" => Tif::GoodTillCanceled,
+        _ => return Err("unknown time_in_force".into()),
+    };
+    match text("self_trade_prevention_type")?.as_str() {
+        "taker_at_cross" | "maker" => {}
+        _ => return Err("unknown self_trade_prevention_type".into()),
+    }
+    Ok(CreateV2 {
+        ticker,
+        client_order_id,
+        side,
+        count,
+        price,
+        tif,
+    })
+}
+
+/// Contracts of an order that open a position (the rest closes one), and the
+/// collateral each opening contract locks at the order's limit.
+fn opening(side: BookSide, position: Decimal, count: Size, yes_price: Price) -> (Decimal, Decimal) {
+    let c = count.value();
+    match side {
+        BookSide::Bid => (
+            (c - (-position).max(Decimal::ZERO).min(c)),
+            yes_price.value(),
+        ),
+        BookSide::Ask => (
+            (c - position.max(Decimal::ZERO).min(c)),
+            Decimal::ONE - yes_price.value(),
+        ),
+    }
+}
+
+/// Cash for one fill of `size` at YES price `yes`, given the position before it
+/// (fees apart): opening pays the leg's price, closing receives the other's.
+fn fill_cash(side: BookSide, position: Decimal, size: Size, yes: Price) -> Decimal {
+    let s = size.value();
+    let y = yes.value();
+    match side {
+        BookSide::Bid => {
+            let closing = (-position).max(Decimal::ZERO).min(s);
+            closing * (Decimal::ONE - y) - (s - closing) * y
+        }
+        BookSide::Ask => {
+            let closing = position.max(Decimal::ZERO).min(s);
+            closing * y - (s - closing) * (Decimal::ONE - y)
+        }
+    }
+}
+
+async fn create_order(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: String,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "POST", &uri) {
+        return r;
+    }
+    let req = match parse_create(&body) {
+        Ok(r) => r,
+        Err(m) if m == "invalid_order_size" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_order_size",
+                "invalid order size",
+            );
+        }
+        Err(m) => return error(StatusCode::BAD_REQUEST, "invalid_parameters", &m),
+    };
+    let mut guard = write(&ctx.state);
+    let st = &mut *guard;
+    let Some(i) = st.pairs.iter().position(|p| p.kalshi_ticker == req.ticker) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "market_not_found",
+            "market not found",
+        );
+    };
+    if st.accounts.kalshi.used_ids.contains(&req.client_order_id) {
+        return error(
+            StatusCode::CONFLICT,
+            "order_already_exists",
+            "an order with this client_order_id already exists",
+        );
+    }
+    // Buying YES takes the YES asks, i.e. the NO bids at n ≥ 1 − price; selling
+    // YES (buying NO) takes the YES bids at ≥ price (§1.5: asks are derived).
+    let books = st.markets[i].books();
+    let taken: Vec<Level> = match req.side {
+        BookSide::Bid => walk(books.kalshi_no.bids(), req.count, |n| {
+            n.complement() <= req.price
+        }),
+        BookSide::Ask => walk(books.kalshi_yes.bids(), req.count, |y| y >= req.price),
+    };
+    let filled = total(&taken);
+    if req.tif == Tif::FillOrKill && filled < req.count {
+        // As observed live (§1.6): HTTP 409 with this code.
+        return error(
+            StatusCode::CONFLICT,
+            "fill_or_kill_insufficient_resting_volume",
+            "fill or kill insufficient resting volume",
+        );
+    }
+    let fees = st.accounts.kalshi_fees;
+    let account = &st.accounts.kalshi;
+    let position = account.position(&req.ticker);
+    let (open, per_contract) = opening(req.side, position, req.count, req.price);
+    let required = open * per_contract + fees.taker_fee(req.price, req.count).value();
+    let mut pos = position;
+    let mut net = Decimal::ZERO;
+    for l in &taken {
+        let yes = yes_price(req.side, l.price);
+        net += fill_cash(req.side, pos, l.size, yes) - fees.taker_fee(yes, l.size).value();
+        pos += signed(req.side, l.size);
+    }
+    if account.cash < required || account.cash + net < Decimal::ZERO {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "available_balance_too_low",
+            "available balance too low",
+        );
+    }
+
+    let order_id = st.accounts.new_uuid();
+    let ts_ms = now_ms();
+    let mut diff = BookDiff::default();
+    let mut fee_total = Decimal::ZERO;
+    let mut notional = Decimal::ZERO;
+    for l in &taken {
+        let yes = yes_price(req.side, l.price);
+        let (book, changes) = match req.side {
+            BookSide::Bid => (
+                &mut st.markets[i].books_mut().kalshi_no,
+                &mut diff.kalshi_no,
+            ),
+            BookSide::Ask => (
+                &mut st.markets[i].books_mut().kalshi_yes,
+                &mut diff.kalshi_yes,
+            ),
+        };
+        take(book, Side::Bid, l.price, l.size, changes);
+        let fee = fees.taker_fee(yes, l.size).value();
+        let fill_id = st.accounts.new_uuid();
+        let account = &mut st.accounts.kalshi;
+        let before = account.position(&req.ticker);
+        let cash = fill_cash(req.side, before, l.size, yes);
+        account.book_fill(
+            SimFill {
+                fill_id,
+                order_id: order_id.clone(),
+                market: req.ticker.clone(),
+                side: req.side.as_str().into(),
+                price: yes,
+                size: l.size,
+                fee,
+                position_before: before,
+                ts_ms,
+            },
+            cash,
+            signed(req.side, l.size),
+        );
+        fee_total += fee;
+        notional += yes.value() * l.size.value();
+    }
+    let remaining = req.count.checked_sub(filled).unwrap_or(Size::ZERO);
+    let status = if req.tif == Tif::GoodTillCanceled && !remaining.is_zero() {
+        SimOrderStatus::Resting
+    } else {
+        SimOrderStatus::Executed
+    };
+    let account = &mut st.accounts.kalshi;
+    account.used_ids.insert(req.client_order_id.clone());
+    account.orders.push(SimOrder {
+        order_id: order_id.clone(),
+        client_order_id: req.client_order_id.clone(),
+        market: req.ticker.clone(),
+        side: req.side.as_str().into(),
+        price: req.price.value(),
+        count: req.count,
+        filled,
+        fees: fee_total,
+        time_in_force: req.tif.as_str().into(),
+        status,
+        ts_ms,
+    });
+    broadcast(st, i, diff);
+    drop(guard);
+
+    let mut out = serde_json::Map::new();
+    out.insert("order_id".into(), json!(order_id));
+    out.insert("client_order_id".into(), json!(req.client_order_id));
+    out.insert("fill_count".into(), json!(fixed(filled.value(), 2)));
+    // IOC: the final state after the unfilled rest is cancelled; GTC: what rests.
+    out.insert("remaining_count".into(), json!(fixed(remaining.value(), 2)));
+    if !filled.is_zero() {
+        let f = filled.value();
+        out.insert("average_fill_price".into(), json!(fixed(notional / f, 4)));
+        // Per contract, rounded up so that average × count never understates
+        // the fee actually charged (Kalshi folds its own rounding in, §1.6).
+        let per = (fee_total / f).round_dp_with_strategy(4, RoundingStrategy::ToPositiveInfinity);
+        out.insert("average_fee_paid".into(), json!(fixed(per, 4)));
+    }
+    out.insert("ts_ms".into(), json!(ts_ms));
+    (StatusCode::CREATED, axum::Json(Value::Object(out))).into_response()
+}
+
+/// The YES price of a fill against a level of the book the side takes.
+fn yes_price(side: BookSide, level_price: Price) -> Price {
+    match side {
+        BookSide::Bid => level_price.complement(),
+        BookSide::Ask => level_price,
+    }
+}
+
+fn signed(side: BookSide, size: Size) -> Decimal {
+    match side {
+        BookSide::Bid => size.value(),
+        BookSide::Ask => -size.value(),
+    }
+}
+
+fn order_json(o: &SimOrder) -> Value {
+    let status = match o.status {
+        SimOrderStatus::Executed => "executed",
+        SimOrderStatus::Resting => "resting",
+        SimOrderStatus::Canceled => "canceled",
+    };
+    json!({
+        "order_id": o.order_id, "client_order_id": o.client_order_id, "ticker": o.market,
+        "status": status, "book_side": o.side, "time_in_force": o.time_in_force,
+        "yes_price_dollars": fixed(o.price, 4), "no_price_dollars": fixed(Decimal::ONE - o.price, 4),
+        "initial_count_fp": fixed(o.count.value(), 2), "fill_count_fp": fixed(o.filled.value(), 2),
+        "remaining_count_fp": fixed(if o.status == SimOrderStatus::Resting { o.remaining().value() } else { Decimal::ZERO }, 2),
+        "taker_fees_dollars": fixed(o.fees, 4), "created_ts_ms": o.ts_ms,
+    })
+}
+
+async fn get_order(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(order_id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
+        return r;
+    }
+    let st = read(&ctx.state);
+    match st
+        .accounts
+        .kalshi
+        .orders
+        .iter()
+        .find(|o| o.order_id == order_id)
+    {
+        Some(o) => axum::Json(json!({"order": order_json(o)})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "order not found"),
+    }
+}
+
+async fn cancel_order(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(order_id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "DELETE", &uri) {
+        return r;
+    }
+    let mut st = write(&ctx.state);
+    let Some(o) = st.accounts.kalshi.order_mut(&order_id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "order not found");
+    };
+    if o.status != SimOrderStatus::Resting {
+        return error(StatusCode::NOT_FOUND, "not_found", "order is not resting");
+    }
+    o.status = SimOrderStatus::Canceled;
+    let reduced = o.remaining();
+    axum::Json(
+        json!({"order_id": o.order_id, "client_order_id": o.client_order_id,
+        "reduced_by": fixed(reduced.value(), 2), "ts_ms": now_ms()}),
+    )
+    .into_response()
+}
+
+async fn balance(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
+        return r;
+    }
+    let st = read(&ctx.state);
+    let cash = st.accounts.kalshi.cash;
+    // `balance` is integer cents (floored, as Kalshi floors balance changes to
+    // the member's precision, §1.8); `balance_dollars` carries 4 decimals.
+    let cents = (cash * Decimal::ONE_HUNDRED).floor().to_i64().unwrap_or(0);
+    axum::Json(json!({"balance": cents, "balance_dollars": fixed(cash, 4),
+        "portfolio_value": cents, "updated_ts": now_ms() / 1_000}))
+    .into_response()
+}
+
+async fn positions(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
+        return r;
+    }
+    let st = read(&ctx.state);
+    let a = &st.accounts.kalshi;
+    let list: Vec<Value> = a
+        .positions
+        .iter()
+        .filter(|(t, _)| q.get("ticker").is_none_or(|want| want == *t))
+        .map(|(t, pos)| {
+            let fees = a.fees_paid.get(t).copied().unwrap_or_default();
+            let traded = a.traded.get(t).copied().unwrap_or_default();
+            json!({"ticker": t, "position_fp": fixed(*pos, 2),
+                "fees_paid_dollars": fixed(fees, 4), "total_traded_dollars": fixed(traded, 4),
+                "realized_pnl_dollars": "0.0000", "last_updated_ts": now_ms() / 1_000})
+        })
+        .collect();
+    axum::Json(json!({"market_positions": list, "event_positions": [], "cursor": ""}))
+        .into_response()
+}
+
+async fn fills(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
+        return r;
+    }
+    let st = read(&ctx.state);
+    let list: Vec<Value> = st
+        .accounts
+        .kalshi
+        .fills
+        .iter()
+        .filter(|f| q.get("ticker").is_none_or(|t| *t == f.market))
+        .filter(|f| q.get("order_id").is_none_or(|o| *o == f.order_id))
+        .map(|f| {
+            // Name the fill as the legacy fields did: a bid that closes NO sells
+            // NO, an ask that closes YES sells YES, anything else buys.
+            let (outcome, action) = match (f.side.as_str(), f.position_before) {
+                ("bid", p) if p < Decimal::ZERO => ("no", "sell"),
+                ("bid", _) => ("yes", "buy"),
+                (_, p) if p > Decimal::ZERO => ("yes", "sell"),
+                _ => ("no", "buy"),
+            };
+            json!({"fill_id": f.fill_id, "trade_id": f.fill_id, "order_id": f.order_id,
+                "ticker": f.market, "side": outcome, "action": action, "outcome_side": outcome,
+                "book_side": f.side, "count_fp": fixed(f.size.value(), 2),
+                "yes_price_dollars": fixed(f.price.value(), 4),
+                "no_price_dollars": fixed(f.price.complement().value(), 4),
+                "is_taker": true, "fee_cost": fixed(f.fee, 4), "ts": f.ts_ms / 1_000})
+        })
+        .collect();
+    axum::Json(json!({"fills": list, "cursor": ""})).into_response()
 }

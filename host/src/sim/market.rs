@@ -137,6 +137,25 @@ impl SimMarket {
         &self.books
     }
 
+    /// For the order endpoints: taken liquidity leaves the book until the next
+    /// step rebuilds it (the caller broadcasts what it changed).
+    pub fn books_mut(&mut self) -> &mut VenueBooks {
+        &mut self.books
+    }
+
+    /// Puts `next` in place of the books (tests script exact liquidity this
+    /// way) and returns the change to broadcast.
+    pub fn replace_books(&mut self, next: VenueBooks) -> BookDiff {
+        let diff = BookDiff {
+            kalshi_yes: diff_book(&self.books.kalshi_yes, &next.kalshi_yes),
+            kalshi_no: diff_book(&self.books.kalshi_no, &next.kalshi_no),
+            poly_yes: diff_book(&self.books.poly_yes, &next.poly_yes),
+            poly_no: diff_book(&self.books.poly_no, &next.poly_no),
+        };
+        self.books = next;
+        diff
+    }
+
     pub fn fair(&self) -> Decimal {
         TICK * Decimal::from(self.fair_ticks)
     }

@@ -8,6 +8,7 @@
 //! itself rather than reusing the adapters' types), so the adapters are tested
 //! against something they did not write.
 
+pub mod accounts;
 pub mod kalshi;
 pub mod market;
 pub mod polymarket;
@@ -78,6 +79,8 @@ pub struct SimState {
     /// snapshot and subscribes under the read lock never misses or repeats a change.
     pub feed: broadcast::Sender<FeedEvent>,
     pub started: Instant,
+    /// Balances, positions, orders and fills of the simulated accounts.
+    pub accounts: accounts::Accounts,
 }
 
 pub type Shared = Arc<RwLock<SimState>>;
@@ -153,6 +156,7 @@ pub async fn start_on(
         markets,
         feed,
         started: Instant::now(),
+        accounts: accounts::Accounts::default(),
     }));
     let k_addr = kalshi_listener.local_addr()?;
     let p_addr = poly_listener.local_addr()?;

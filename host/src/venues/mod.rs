@@ -2,5 +2,6 @@
 //! and domain orders into the venue's requests. Wire types never leave here.
 
 pub mod feed;
+pub mod http;
 pub mod kalshi;
 pub mod polymarket;

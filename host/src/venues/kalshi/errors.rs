@@ -36,6 +36,13 @@ pub enum KalshiError {
     DeprecatedEndpoint { code: String, message: String },
     /// A 2xx whose body could not be read: the order may have executed, so look
     /// it up by `client_order_id` before doing anything else.
+    /// No HTTP answer. `sent: false` means the connection was never made, so
+    /// the venue cannot have seen the request; otherwise its state is unknown.
+    #[error("kalshi: transport error ({message}; request sent: {sent})")]
+    Transport { message: String, sent: bool },
+    /// The request was refused before sending (a bad order, no key configured).
+    #[error("kalshi: request not sent: {message}")]
+    InvalidRequest { message: String },
     #[error("kalshi: HTTP {status} with an unreadable body ({detail}); order state unknown")]
     UnreadableResponse { status: u16, detail: String },
     /// Anything else, with what the venue said.
@@ -93,6 +100,7 @@ impl KalshiError {
     pub fn is_retryable(&self) -> bool {
         match self {
             KalshiError::RateLimited { .. } => true,
+            KalshiError::Transport { sent, .. } => !sent,
             KalshiError::Other { status, .. } => *status >= 500,
             _ => false,
         }

@@ -14,6 +14,7 @@ pub mod book;
 pub mod errors;
 pub mod messages;
 pub mod orders;
+pub mod rest;
 pub mod ws;
 
 pub use auth::{AuthError, AuthHeaders, KalshiSigner, KalshiVerifier};

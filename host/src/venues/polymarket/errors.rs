@@ -83,6 +83,13 @@ pub enum PolymarketError {
     /// Anything else, with the venue's status and words.
     #[error("HTTP {status}: {message}")]
     Other { status: u16, message: String },
+    /// No HTTP answer. `sent: false` means the connection was never made, so
+    /// the venue cannot have seen the request; otherwise its state is unknown.
+    #[error("transport error ({message}; request sent: {sent})")]
+    Transport { message: String, sent: bool },
+    /// The request was refused before sending (a bad order, no key configured).
+    #[error("request not sent: {message}")]
+    InvalidRequest { message: String },
 }
 
 /// Default waits when the venue gives no `Retry-After`.

@@ -13,6 +13,7 @@ pub mod book;
 pub mod errors;
 pub mod messages;
 pub mod orders;
+pub mod rest;
 pub mod ws;
 
 pub use auth::{ApiCreds, AuthError, L1Headers, L2Headers, PolySigner, VerifiedL2};

@@ -1,0 +1,150 @@
+//! What the two REST clients share: one pooled HTTP client each, bounded
+//! exponential backoff, and safe path building.
+//!
+//! Neither venue sends `Retry-After` reliably (Kalshi's 429 has none, §1.7),
+//! so the delay doubles from `base_delay` up to `max_delay`, with up to 25 %
+//! jitter so that two clients throttled together do not retry in lockstep.
+
+use std::time::Duration;
+
+/// How often and how patiently a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 = never retry).
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based); a venue's hint wins
+    /// when it is longer.
+    pub fn delay(&self, attempt: u32, hint: Option<Duration>) -> Duration {
+        use rand::Rng;
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let jitter = exp.mul_f64(rand::thread_rng().gen_range(0.0..0.25));
+        (exp + jitter).max(hint.unwrap_or_default())
+    }
+}
+
+/// A pooled client with bounded timeouts: an order request must not hang an
+/// arbitrage leg forever.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| e.without_url().to_string())
+}
+
+/// Splits a base URL into the URL to prefix requests with (no trailing `/`)
+/// and its path, which both venues include in what they sign (§1.2, §2.5).
+pub fn split_base(base_url: &str) -> Result<(String, String), String> {
+    let url = reqwest::Url::parse(base_url.trim())
+        .map_err(|e| format!("base URL '{base_url}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("base URL '{base_url}' is not http(s)"));
+    }
+    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("base URL must not carry a query or credentials".into());
+    }
+    let prefix = url.path().trim_end_matches('/').to_string();
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((base, prefix))
+}
+
+/// One path segment with everything but RFC 3986 unreserved characters
+/// percent-encoded, so an id can never add a segment or a query.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A reqwest error as text without the URL, and whether the request left.
+pub fn describe(e: &reqwest::Error) -> (String, bool) {
+    let sent = !(e.is_connect() || e.is_builder());
+    let text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        let mut s = e.to_string();
+        // `to_string` may carry the URL; the variants above never do.
+        if let Some(i) = s.find(" for url") {
+            s.truncate(i);
+        }
+        s
+    };
+    (text, sent)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_honours_longer_hints() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        for (attempt, lo) in [(0, 100), (1, 200), (2, 400), (3, 500), (30, 500)] {
+            let d = p.delay(attempt, None);
+            assert!(d >= Duration::from_millis(lo), "{attempt}: {d:?}");
+            assert!(d <= Duration::from_millis(lo * 5 / 4), "{attempt}: {d:?}");
+        }
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn bases_and_segments() {
+        assert_eq!(
+            split_base("http://127.0.0.1:5/trade-api/v2/").unwrap(),
+            (
+                "http://127.0.0.1:5/trade-api/v2".to_string(),
+                "/trade-api/v2".to_string()
+            )
+        );
+        assert_eq!(
+            split_base("https://clob.polymarket.com").unwrap().1,
+            String::new()
+        );
+        assert!(split_base("ftp://x").is_err());
+        assert!(split_base("https://u:p@x").is_err());
+        assert_eq!(segment("KX-FED.26"), "KX-FED.26");
+        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+    }
+}

@@ -1,0 +1,405 @@
+//! The Kalshi REST client (PROTOCOLS.md §1.2, §1.5–§1.7): one pooled HTTP
+//! client, every request signed (`timestamp + METHOD + /trade-api/v2/...`, no
+//! query, body unsigned), answers classified into [`KalshiError`].
+//!
+//! Retries (§1.7: token buckets, 429 with no `Retry-After`): reads and cancels
+//! retry 429, 5xx and transport failures with bounded exponential backoff.
+//! Order creation retries only when the answer proves the order was *not*
+//! accepted: a 429 (the rate limiter refuses before the order reaches the
+//! book) or a connection that never opened. A 5xx, a timeout or a dropped
+//! connection after sending leaves the order's state unknown — it may have
+//! filled — so it is returned to the caller, who reconciles with
+//! [`KalshiRest::fills`] rather than risk buying the leg twice. The retried
+//! body carries the same `client_order_id`, so even a misjudged retry would be
+//! refused as a duplicate (409) rather than executed twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::KalshiSigner;
+use super::errors::KalshiError;
+use super::messages::{BalanceResponse, Market, MarketResponse, OrderbookResponse};
+use super::orders::{
+    AUTO_ROUTE, KalshiOrderResult, create_order_request, parse_create_order_response,
+};
+use crate::domain::{Action, Order, Outcome, Price, Size, Usd};
+use crate::venues::http::{self, RetryPolicy};
+
+/// Which failures a request may be retried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and cancels: 429, 5xx, transport.
+    Idempotent,
+    /// Order creation: only answers proving the order was not accepted.
+    NotAccepted,
+}
+
+/// One market position (`GET /portfolio/positions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KalshiPosition {
+    pub ticker: String,
+    /// Contracts: positive = YES, negative = NO (`position_fp`).
+    pub position: Decimal,
+    pub fees_paid: Usd,
+    pub total_traded: Usd,
+}
+
+/// One fill (`GET /portfolio/fills`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KalshiFill {
+    pub fill_id: String,
+    pub order_id: String,
+    pub ticker: String,
+    pub outcome: Outcome,
+    pub action: Action,
+    pub count: Size,
+    pub yes_price: Price,
+    /// `fee_cost`: the fee charged for this fill.
+    pub fee: Usd,
+    pub is_taker: bool,
+}
+
+/// A cancel's answer; `reduced_by` is parsed defensively (§1.6 names two forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KalshiCancel {
+    pub order_id: String,
+    pub reduced_by: Option<Size>,
+}
+
+pub struct KalshiRest {
+    http: reqwest::Client,
+    base: String,
+    /// The base URL's path (`/trade-api/v2`), part of every signed path.
+    prefix: String,
+    signer: Option<Arc<KalshiSigner>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for KalshiRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KalshiRest")
+            .field("base", &self.base)
+            .field("signed", &self.signer.is_some())
+            .finish()
+    }
+}
+
+fn unreadable(status: u16, e: impl std::fmt::Display) -> KalshiError {
+    KalshiError::UnreadableResponse {
+        status,
+        detail: e.to_string(),
+    }
+}
+
+fn decimal(v: &Value, key: &str) -> Option<Decimal> {
+    v.get(key)?.as_str()?.trim().parse().ok()
+}
+
+impl KalshiRest {
+    /// `base_url` includes `/trade-api/v2` (e.g. the simulator's
+    /// `kalshi_rest_url`). Without a signer only public endpoints work.
+    pub fn new(
+        base_url: impl AsRef<str>,
+        signer: Option<Arc<KalshiSigner>>,
+    ) -> Result<Self, KalshiError> {
+        let invalid = |message| KalshiError::InvalidRequest { message };
+        let (base, prefix) = http::split_base(base_url.as_ref()).map_err(invalid)?;
+        Ok(KalshiRest {
+            http: http::client().map_err(invalid)?,
+            base,
+            prefix,
+            signer,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// `GET /markets/{ticker}`.
+    pub async fn market(&self, ticker: &str) -> Result<Market, KalshiError> {
+        let path = format!("/markets/{}", http::segment(ticker));
+        let (status, body) = self.get(&path, "").await?;
+        serde_json::from_str::<MarketResponse>(&body)
+            .map(|m| m.market)
+            .map_err(|e| unreadable(status, e))
+    }
+
+    /// `GET /markets/{ticker}/orderbook` (bids only, NO in NO prices, §1.5).
+    pub async fn orderbook(&self, ticker: &str) -> Result<OrderbookResponse, KalshiError> {
+        let path = format!("/markets/{}/orderbook", http::segment(ticker));
+        let (status, body) = self.get(&path, "").await?;
+        serde_json::from_str(&body).map_err(|e| unreadable(status, e))
+    }
+
+    /// Cash available (`GET /portfolio/balance`).
+    pub async fn balance(&self) -> Result<Usd, KalshiError> {
+        let (status, body) = self.get("/portfolio/balance", "").await?;
+        serde_json::from_str::<BalanceResponse>(&body)
+            .map_err(|e| unreadable(status, e))?
+            .available()
+            .ok_or_else(|| unreadable(status, "no balance field"))
+    }
+
+    /// Open market positions (`GET /portfolio/positions`, first page of 1000).
+    pub async fn positions(&self) -> Result<Vec<KalshiPosition>, KalshiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            market_positions: Vec<Value>,
+        }
+        let (status, body) = self
+            .get("/portfolio/positions", "?count_filter=position&limit=1000")
+            .await?;
+        let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        page.market_positions
+            .iter()
+            .map(|p| {
+                let usd = |k: &str| decimal(p, k).map(Usd::new).unwrap_or(Usd::ZERO);
+                Ok(KalshiPosition {
+                    ticker: p
+                        .get("ticker")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| unreadable(status, "position without ticker"))?
+                        .to_string(),
+                    position: decimal(p, "position_fp")
+                        .ok_or_else(|| unreadable(status, "position without position_fp"))?,
+                    fees_paid: usd("fees_paid_dollars"),
+                    total_traded: usd("total_traded_dollars"),
+                })
+            })
+            .collect()
+    }
+
+    /// The fills of one order (`GET /portfolio/fills?order_id=`): how an order
+    /// whose answer was lost is reconciled.
+    pub async fn fills(&self, order_id: &str) -> Result<Vec<KalshiFill>, KalshiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            fills: Vec<Value>,
+        }
+        let query = format!("?order_id={}", http::segment(order_id));
+        let (status, body) = self.get("/portfolio/fills", &query).await?;
+        let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        page.fills
+            .iter()
+            .map(|f| parse_fill(f).ok_or_else(|| unreadable(status, "fill missing fields")))
+            .collect()
+    }
+
+    /// Places `order` on `ticker` (V2, auto-routed to the market's shard) and
+    /// reads the answer; a refused FOK is [`KalshiError::FillOrKillNotFillable`].
+    pub async fn create_order(
+        &self,
+        order: &Order,
+        ticker: &str,
+    ) -> Result<KalshiOrderResult, KalshiError> {
+        self.create_order_on(order, ticker, Some(AUTO_ROUTE)).await
+    }
+
+    /// As [`create_order`](Self::create_order) with an explicit shard (§1.9:
+    /// naming it skips the auto-routing hop).
+    pub async fn create_order_on(
+        &self,
+        order: &Order,
+        ticker: &str,
+        exchange_index: Option<i32>,
+    ) -> Result<KalshiOrderResult, KalshiError> {
+        let req = create_order_request(order, ticker, exchange_index).map_err(|e| {
+            KalshiError::InvalidRequest {
+                message: e.to_string(),
+            }
+        })?;
+        let body = serde_json::to_string(&req).map_err(|e| KalshiError::InvalidRequest {
+            message: e.to_string(),
+        })?;
+        let (status, retry_after, text) = self
+            .send(
+                Method::POST,
+                "/portfolio/events/orders",
+                "",
+                Some(body),
+                Retry::NotAccepted,
+            )
+            .await?;
+        parse_create_order_response(order, status, retry_after.as_deref(), &text)
+    }
+
+    /// `DELETE /portfolio/events/orders/{order_id}`.
+    pub async fn cancel(&self, order_id: &str) -> Result<KalshiCancel, KalshiError> {
+        let path = format!("/portfolio/events/orders/{}", http::segment(order_id));
+        let (status, _, body) = self
+            .send(Method::DELETE, &path, "", None, Retry::Idempotent)
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(KalshiError::from_http(status, None, &body));
+        }
+        let v: Value = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        let count = |k: &str| decimal(&v, k).and_then(|d| Size::new(d).ok());
+        let reduced_by = count("reduced_by")
+            .or_else(|| count("reduced_by_fp"))
+            .or_else(|| {
+                v.get("reduced_by_centicount")
+                    .and_then(Value::as_u64)
+                    .map(Size::from_hundredths)
+            });
+        Ok(KalshiCancel {
+            order_id: v
+                .get("order_id")
+                .and_then(Value::as_str)
+                .unwrap_or(order_id)
+                .to_string(),
+            reduced_by,
+        })
+    }
+
+    async fn get(&self, path: &str, query: &str) -> Result<(u16, String), KalshiError> {
+        let (status, retry_after, body) = self
+            .send(Method::GET, path, query, None, Retry::Idempotent)
+            .await?;
+        if (200..300).contains(&status) {
+            Ok((status, body))
+        } else {
+            Err(KalshiError::from_http(
+                status,
+                retry_after.as_deref(),
+                &body,
+            ))
+        }
+    }
+
+    /// Sends one request, signing each attempt afresh (the timestamp must be
+    /// current, §1.2), and retries per `retry`. Returns the final answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<String>,
+        retry: Retry,
+    ) -> Result<(u16, Option<String>, String), KalshiError> {
+        let signed_path = format!("{}{path}", self.prefix);
+        let url = format!("{}{path}{query}", self.base);
+        let mut attempt = 0;
+        loop {
+            let mut req = self.http.request(method.clone(), &url);
+            if let Some(signer) = &self.signer {
+                let h = signer
+                    .sign(http::now_ms(), method.as_str(), &signed_path)
+                    .map_err(|e| KalshiError::InvalidRequest {
+                        message: e.to_string(),
+                    })?;
+                for (name, value) in h.pairs() {
+                    req = req.header(name, value);
+                }
+            }
+            if let Some(b) = &body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    match resp.text().await {
+                        Ok(text) => Ok((status, retry_after, text)),
+                        Err(e) => Err(KalshiError::UnreadableResponse {
+                            status,
+                            detail: http::describe(&e).0,
+                        }),
+                    }
+                }
+                Err(e) => {
+                    let (message, sent) = http::describe(&e);
+                    Err(KalshiError::Transport { message, sent })
+                }
+            };
+            let (retryable, hint) = match (&outcome, retry) {
+                (Ok((429, ra, _)), _) => (true, ra.as_deref().and_then(secs)),
+                (Ok((s, _, _)), Retry::Idempotent) => (*s >= 500, None),
+                (Ok(_), Retry::NotAccepted) => (false, None),
+                (Err(KalshiError::Transport { sent: false, .. }), _) => (true, None),
+                (Err(KalshiError::Transport { .. }), Retry::Idempotent) => (true, None),
+                (Err(_), _) => (false, None),
+            };
+            if !retryable || attempt >= self.retry.max_retries {
+                return outcome;
+            }
+            let wait = self.retry.delay(attempt, hint);
+            tracing::debug!(%method, path, attempt, ?wait, "kalshi request retried");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+fn secs(s: &str) -> Option<Duration> {
+    s.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn parse_fill(f: &Value) -> Option<KalshiFill> {
+    let text = |k: &str| f.get(k).and_then(Value::as_str);
+    let outcome = match text("side").or(text("outcome_side"))? {
+        "yes" => Outcome::Yes,
+        "no" => Outcome::No,
+        _ => return None,
+    };
+    let action = match text("action")? {
+        "buy" => Action::Buy,
+        "sell" => Action::Sell,
+        _ => return None,
+    };
+    Some(KalshiFill {
+        fill_id: text("fill_id")?.to_string(),
+        order_id: text("order_id")?.to_string(),
+        ticker: text("ticker")?.to_string(),
+        outcome,
+        action,
+        count: Size::parse(text("count_fp")?).ok()?,
+        yes_price: Price::parse(text("yes_price_dollars")?).ok()?,
+        // `fee_cost` is a dollar string; absent means no fee was reported.
+        fee: decimal(f, "fee_cost").map(Usd::new).unwrap_or(Usd::ZERO),
+        is_taker: f.get("is_taker").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_are_read_from_the_documented_fields() {
+        let f: Value = serde_json::from_str(
+            r#"{"fill_id":"f","trade_id":"t","order_id":"o","ticker":"KX","side":"no","action":"buy",
+                "outcome_side":"no","book_side":"ask","count_fp":"10.00","yes_price_dollars":"0.5600",
+                "no_price_dollars":"0.4400","is_taker":true,"fee_cost":"0.1800","ts":1}"#,
+        )
+        .unwrap();
+        let f = parse_fill(&f).unwrap();
+        assert_eq!(f.outcome, Outcome::No);
+        assert_eq!(f.yes_price, Price::parse("0.56").unwrap());
+        assert_eq!(f.fee, Usd::parse("0.18").unwrap());
+        assert!(parse_fill(&serde_json::json!({"fill_id": "x"})).is_none());
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_up_front() {
+        assert!(matches!(
+            KalshiRest::new("not a url", None),
+            Err(KalshiError::InvalidRequest { .. })
+        ));
+    }
+}
