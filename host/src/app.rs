@@ -10,6 +10,7 @@ use crate::books::BookStore;
 use crate::bus::{Bus, StatusEvent};
 use crate::config::Config;
 use crate::domain::Size;
+use crate::risk::{RiskGate, RiskHandle, RiskLimits};
 use crate::strategy::{FaultPolicy, PluginHost, RuntimeLimits, StrategyRuntime};
 
 /// Polymarket's usual minimum order size, until market metadata says otherwise.
@@ -24,17 +25,30 @@ pub struct Host {
     pub books: Arc<BookStore>,
     pub bus: Arc<Bus>,
     pub strategy: Arc<StrategyRuntime>,
+    /// The risk gate between the strategy and the executor (pause, kill, limits).
+    pub risk: RiskHandle,
 }
 
 impl Host {
     /// Builds everything and loads the plugins folder (blocking: the first
     /// compile of an interpreted plugin takes seconds; later starts hit the cache).
+    /// Call it inside a tokio runtime (e.g. from `spawn_blocking`): the risk
+    /// gate is a task on it.
     pub fn start(config: Config) -> anyhow::Result<Host> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .context("Host::start needs a tokio runtime for the risk gate")?;
         let books = Arc::new(BookStore::new());
         for (pair, fees) in config.pair_setups() {
             books.add(pair, fees, Size::whole(DEFAULT_POLYMARKET_MIN_SIZE));
         }
         let bus = Arc::new(Bus::default());
+        // Subscribed before any plugin loads, so no opportunity goes unchecked.
+        let risk = crate::risk::spawn_risk_gate(
+            &runtime,
+            RiskGate::new(RiskLimits::from_config(&config), config.dry_run),
+            books.clone(),
+            bus.clone(),
+        );
         let limits = RuntimeLimits {
             cache_dir: Some(config.plugin_cache_dir.clone()),
             ..RuntimeLimits::default()
@@ -72,6 +86,7 @@ impl Host {
             books,
             bus,
             strategy,
+            risk,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod feeds;
+pub mod risk;
 pub mod sim;
 pub mod strategy;
 pub mod venues;

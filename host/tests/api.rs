@@ -877,6 +877,11 @@ async fn openapi_lists_every_endpoint() {
         ("/plugins/{name}/config", &["put"]),
         ("/opportunities", &["get"]),
         ("/events", &["get"]),
+        ("/trading/pause", &["post"]),
+        ("/trading/resume", &["post"]),
+        ("/kill", &["post"]),
+        ("/kill/reset", &["post"]),
+        ("/risk", &["get", "put"]),
         ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
     ] {
@@ -884,7 +889,7 @@ async fn openapi_lists_every_endpoint() {
             assert!(paths[path][m].is_object(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 13);
+    assert_eq!(paths.len(), 18);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

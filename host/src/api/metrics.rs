@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text exposition format (0.0.4): plugin calls,
 //! opportunities, faults and latency, evaluations and tick-to-decision latency,
-//! bus counters per topic, and how old each market's books are per venue.
+//! bus counters per topic, how old each market's books are per venue, and the
+//! risk gate (refusals by reason, approvals, pause, kill switch, exposure).
 //!
 //! Rendered on request from the same counters `/status` reads; nothing is kept here.
 
@@ -164,7 +165,83 @@ fn render(state: &ApiState) -> String {
             u64::from(a.stale),
         );
     }
+    render_risk(&mut out, host);
     out.0
+}
+
+fn render_risk(out: &mut Exposition, host: &crate::app::Host) {
+    let risk = host.risk.snapshot();
+    out.family(
+        "doubletime_risk_refusals_total",
+        "counter",
+        "opportunities the risk gate refused, per reason",
+    );
+    for (reason, count) in &risk.refusals {
+        out.sample(
+            "doubletime_risk_refusals_total",
+            &[("reason", reason)],
+            *count,
+        );
+    }
+    out.family(
+        "doubletime_risk_approved_total",
+        "counter",
+        "opportunities the risk gate approved (sent to the executor)",
+    );
+    out.sample("doubletime_risk_approved_total", &[], risk.approved);
+    out.family(
+        "doubletime_trading_paused",
+        "gauge",
+        "1 while no new trade is approved",
+    );
+    out.sample(
+        "doubletime_trading_paused",
+        &[],
+        u64::from(risk.state.paused.is_some()),
+    );
+    out.family(
+        "doubletime_kill_switch",
+        "gauge",
+        "1 while the kill switch is latched",
+    );
+    out.sample(
+        "doubletime_kill_switch",
+        &[],
+        u64::from(risk.state.kill_switch),
+    );
+    out.family(
+        "doubletime_trades_in_flight",
+        "gauge",
+        "approved trades the executor has not reported back",
+    );
+    out.sample(
+        "doubletime_trades_in_flight",
+        &[],
+        risk.state.in_flight.len() as u64,
+    );
+    // Dollar gauges are for dashboards only; no decision reads these floats.
+    out.family(
+        "doubletime_exposure_dollars",
+        "gauge",
+        "cash committed (held and in flight) across all markets",
+    );
+    out.sample_f64(
+        "doubletime_exposure_dollars",
+        &[],
+        dollars(risk.total_exposure),
+    );
+    out.family(
+        "doubletime_realised_pnl_today_dollars",
+        "gauge",
+        "realised P&L of the current UTC day",
+    );
+    let today = risk.state.realised_pnl_on(crate::strategy::now_micros());
+    out.sample_f64("doubletime_realised_pnl_today_dollars", &[], dollars(today));
+}
+
+fn dollars(usd: crate::domain::Usd) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    usd.value().to_f64().unwrap_or(0.0)
 }
 
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! REST control API (axum): observes the running host (status, books, plugins,
-//! opportunities, metrics, a live event stream) and steers it (markets, plugin
-//! uploads, enable/disable, parameters).
+//! opportunities, the risk gate, metrics, a live event stream) and steers it
+//! (markets, plugin uploads, enable/disable, parameters, pause/resume, the kill
+//! switch, risk limits).
 //!
 //! It sits beside the data flow, never in it: reads take short locks on the book
 //! store and the plugin registry; commands that wait on the strategy thread or
@@ -15,6 +16,7 @@ mod metrics;
 mod opportunities;
 mod plugins;
 mod status;
+mod trading;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,10 +72,16 @@ struct ApiState {
         plugins::configure_plugin,
         opportunities::recent_opportunities,
         opportunities::events,
+        trading::pause,
+        trading::resume,
+        trading::kill,
+        trading::reset_kill,
+        trading::risk,
+        trading::set_limits,
         metrics::metrics,
         openapi_json,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, trading::TradingState)),
     modifiers(&BearerScheme)
 )]
 struct ApiDoc;
@@ -140,6 +148,11 @@ fn build(host: Arc<Host>, closing: watch::Receiver<bool>) -> Router {
         .route("/plugins/{name}/config", put(plugins::configure_plugin))
         .route("/opportunities", get(opportunities::recent_opportunities))
         .route("/events", get(opportunities::events))
+        .route("/trading/pause", post(trading::pause))
+        .route("/trading/resume", post(trading::resume))
+        .route("/kill", post(trading::kill))
+        .route("/kill/reset", post(trading::reset_kill))
+        .route("/risk", get(trading::risk).put(trading::set_limits))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi_json))
         .fallback(error::no_such_route)

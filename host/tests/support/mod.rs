@@ -237,3 +237,36 @@ pub fn order(
         time_in_force,
     }
 }
+
+/// A configured market pair like [`pair`], with the fees of [`arb_pair`] and
+/// the given `rules_match`.
+pub fn market_config(id: &str, rules_match: bool) -> doubletime::config::MarketConfig {
+    let p = pair(id);
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "kalshi_ticker": p.kalshi_ticker,
+        "polymarket_condition_id": p.polymarket_condition_id,
+        "polymarket_yes_token": p.polymarket_yes_token.as_str(),
+        "polymarket_no_token": p.polymarket_no_token.as_str(),
+        "rules_match": rules_match,
+        "polymarket_fee_rate": "0.04",
+    }))
+    .expect("market config")
+}
+
+/// The opportunity a plugin finds on [`arb_books`]: YES on Kalshi at 0.40, NO on
+/// Polymarket at 0.55, 100 contracts, priced with the pair's fees now.
+pub fn arb_opportunity(entry: &PairEntry) -> doubletime::domain::events::ArbitrageOpportunityFound {
+    doubletime::domain::events::ArbitrageOpportunityFound {
+        opportunity: doubletime::domain::Opportunity::price(
+            entry.pair.id.clone(),
+            "test",
+            doubletime::domain::Venue::Kalshi,
+            p("0.40"),
+            p("0.55"),
+            Size::whole(100),
+            &entry.fees,
+            doubletime::strategy::now_micros(),
+        ),
+    }
+}

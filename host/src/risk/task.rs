@@ -1,0 +1,462 @@
+//! The risk gate as a running task: takes each opportunity off the bus, checks
+//! it against the pair's current books and what is at risk, and hands approved
+//! trades to the executor on the lossless `executions` topic.
+//!
+//! The state lives behind one short `std` mutex (never held across an await or
+//! while publishing), shared by the task, the API and the executor through a
+//! [`RiskHandle`]. In a dry run approvals are published all the same: the
+//! executor is what decides not to send orders.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::gate::{KillSwitchLatched, MarketFacts, PauseCause, Refusal, RiskGate, RiskState};
+use super::limits::{BadLimit, RiskLimits};
+use super::log::{RefusalLog, RefusalRecord};
+use crate::books::BookStore;
+use crate::bus::Bus;
+use crate::domain::events::ExecuteTrade;
+use crate::domain::{Opportunity, PairId, UnixMicros, Usd, Venue};
+use crate::strategy::now_micros;
+
+/// Decisions a lagging [`RiskHandle::decisions`] subscriber may fall behind.
+const DECISION_CAPACITY: usize = 1024;
+
+/// What the gate decided about one opportunity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum RiskDecision {
+    Approved { trade_id: String, market: PairId },
+    Refused(RefusalRecord),
+}
+
+/// Everything `GET /risk` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskSnapshot {
+    pub limits: RiskLimits,
+    pub dry_run: bool,
+    pub state: RiskState,
+    pub total_exposure: Usd,
+    pub approved: u64,
+    pub refusals: std::collections::BTreeMap<&'static str, u64>,
+    pub recent_refusals: Vec<RefusalRecord>,
+}
+
+/// Called by `kill`: the executor registers one that cancels every open order.
+pub type CancelOpenOrdersHook = Arc<dyn Fn() + Send + Sync>;
+
+struct Inner {
+    gate: RiskGate,
+    state: RiskState,
+    log: RefusalLog,
+    approved: u64,
+    /// Microsecond stamp of the last trade id, so ids are unique and ordered
+    /// even when the clock stands still or steps back.
+    last_trade_micros: UnixMicros,
+}
+
+impl Inner {
+    fn next_trade_id(&mut self, now: UnixMicros) -> String {
+        self.last_trade_micros = now.max(self.last_trade_micros.saturating_add(1));
+        format!("dt-{:017}", self.last_trade_micros)
+    }
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    decisions: broadcast::Sender<RiskDecision>,
+    cancel_open_orders: Mutex<Vec<CancelOpenOrdersHook>>,
+    opportunities_seen: AtomicU64,
+}
+
+/// Stops the gate task when the last handle goes.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The gate's shared state, for the API (pause, kill, limits), the executor
+/// (results, balances) and the tests.
+#[derive(Clone)]
+pub struct RiskHandle {
+    shared: Arc<Shared>,
+    _task: Option<Arc<AbortOnDrop>>,
+}
+
+impl RiskHandle {
+    /// A gate with no task: decisions are made by calling [`RiskHandle::decide`].
+    pub fn new(gate: RiskGate) -> Self {
+        let (decisions, _) = broadcast::channel(DECISION_CAPACITY);
+        RiskHandle {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    gate,
+                    state: RiskState::default(),
+                    log: RefusalLog::default(),
+                    approved: 0,
+                    last_trade_micros: 0,
+                }),
+                decisions,
+                cancel_open_orders: Mutex::default(),
+                opportunities_seen: AtomicU64::new(0),
+            }),
+            _task: None,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every change under this lock is a few field writes that cannot panic
+        // half-way, so a poisoned lock still guards a consistent state.
+        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks one opportunity against `books` now; publishes an [`ExecuteTrade`]
+    /// on `bus.executions` when approved and records the refusal otherwise.
+    pub fn decide(&self, opp: Opportunity, books: &BookStore, bus: &Bus) -> RiskDecision {
+        self.decide_at(opp, books, bus, now_micros())
+    }
+
+    fn decide_at(
+        &self,
+        opp: Opportunity,
+        books: &BookStore,
+        bus: &Bus,
+        now: UnixMicros,
+    ) -> RiskDecision {
+        self.shared
+            .opportunities_seen
+            .fetch_add(1, Ordering::Relaxed);
+        // Copy the facts and let go of the book lock before taking ours: the
+        // feeds write under it.
+        let facts = books.get(&opp.pair).map(|entry| {
+            let state = entry.state();
+            MarketFacts::of(&entry.pair, &state)
+        });
+        let mut inner = self.lock();
+        let verdict = match &facts {
+            None => Err(Refusal::UnknownMarket),
+            Some(facts) => inner.gate.check(&opp, facts, &inner.state, now),
+        };
+        let decision = match verdict {
+            Ok(approved) => {
+                let trade_id = inner.next_trade_id(now);
+                inner
+                    .state
+                    .begin_trade(opp.pair.clone(), trade_id.clone(), &approved, now);
+                inner.approved += 1;
+                drop(inner);
+                tracing::info!(
+                    market = %opp.pair, trade_id, plugin = %opp.found_by, size = %opp.size,
+                    net = %opp.net_edge, committed = %approved.committed, "trade approved"
+                );
+                let market = opp.pair.clone();
+                bus.executions.publish(ExecuteTrade {
+                    trade_id: trade_id.clone(),
+                    opportunity: opp,
+                });
+                RiskDecision::Approved { trade_id, market }
+            }
+            Err(refusal) => {
+                inner.state.note_refusal(&refusal);
+                let record = RefusalRecord::new(now, opp.pair, opp.found_by, refusal);
+                inner.log.record(record.clone());
+                drop(inner);
+                tracing::debug!(market = %record.market, reason = record.refusal.reason(), "opportunity refused: {}", record.message);
+                RiskDecision::Refused(record)
+            }
+        };
+        // Nobody listening is fine.
+        let _ = self.shared.decisions.send(decision.clone());
+        decision
+    }
+
+    /// Every decision from now on (a subscriber more than 1024 behind loses the oldest).
+    pub fn decisions(&self) -> broadcast::Receiver<RiskDecision> {
+        self.shared.decisions.subscribe()
+    }
+
+    pub fn snapshot(&self) -> RiskSnapshot {
+        let inner = self.lock();
+        RiskSnapshot {
+            limits: inner.gate.limits.clone(),
+            dry_run: inner.gate.dry_run,
+            total_exposure: inner.state.total_exposure(),
+            state: inner.state.clone(),
+            approved: inner.approved,
+            refusals: inner.log.counts().clone(),
+            recent_refusals: inner.log.newest_first(),
+        }
+    }
+
+    pub fn state(&self) -> RiskState {
+        self.lock().state.clone()
+    }
+
+    pub fn limits(&self) -> RiskLimits {
+        self.lock().gate.limits.clone()
+    }
+
+    /// Replaces the limits after validating them; the next opportunity uses them.
+    pub fn set_limits(&self, limits: RiskLimits) -> Result<(), BadLimit> {
+        limits.validate()?;
+        tracing::info!(?limits, "risk limits replaced");
+        self.lock().gate.limits = limits;
+        Ok(())
+    }
+
+    /// Refusal counts by reason (every reason, zeros included) and approvals.
+    pub fn counts(&self) -> (std::collections::BTreeMap<&'static str, u64>, u64) {
+        let inner = self.lock();
+        (inner.log.counts().clone(), inner.approved)
+    }
+
+    pub fn pause(&self) {
+        self.lock().state.pause(PauseCause::Operator);
+        tracing::warn!("trading paused by the operator");
+    }
+
+    pub fn resume(&self) -> Result<(), KillSwitchLatched> {
+        self.lock().state.resume()?;
+        tracing::warn!("trading resumed by the operator");
+        Ok(())
+    }
+
+    /// Latches the kill switch, pauses, and runs every cancel-open-orders hook.
+    pub fn kill(&self) {
+        self.lock().state.kill();
+        tracing::error!("kill switch latched: trading stopped, cancelling open orders");
+        let hooks = self
+            .shared
+            .cancel_open_orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for cancel_open_orders in hooks {
+            cancel_open_orders();
+        }
+    }
+
+    /// Clears the kill switch; trading stays paused until resumed.
+    pub fn reset_kill_switch(&self) {
+        self.lock().state.reset_kill_switch();
+        tracing::warn!("kill switch reset; trading stays paused until resumed");
+    }
+
+    /// The executor's hook to cancel every open order on both venues when the
+    /// kill switch is thrown. Runs on the caller of [`RiskHandle::kill`] (an API
+    /// request): it should hand the work to the executor and return.
+    pub fn on_kill_cancel_open_orders(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.shared
+            .cancel_open_orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    /// The executor's report on a trade of `market`: frees the in-flight slot,
+    /// books `pnl` (realised, dollars) and, if a leg failed, starts the
+    /// market's cooldown. A filled trade's cash stays counted as the market's
+    /// exposure until [`RiskHandle::set_exposure`] says otherwise.
+    pub fn trade_finished(&self, market: &PairId, pnl: Usd, leg_failed: bool) {
+        let done = self
+            .lock()
+            .state
+            .finish_trade(market, pnl, leg_failed, now_micros());
+        let trade_id = done.map(|t| t.trade_id).unwrap_or_default();
+        tracing::info!(%market, trade_id, %pnl, leg_failed, "trade finished");
+    }
+
+    /// The last balance a venue reported; one below the shutdown balance halts trading.
+    pub fn set_balance(&self, venue: Venue, balance: Usd) {
+        let mut inner = self.lock();
+        let Inner { gate, state, .. } = &mut *inner;
+        state.set_balance(venue, balance, &gate.limits);
+    }
+
+    /// Replaces a market's held exposure (after reconciliation or settlement).
+    pub fn set_exposure(&self, market: PairId, held: Usd) {
+        self.lock().state.set_exposure(market, held);
+    }
+
+    /// Opportunities taken off the bus since start.
+    pub fn opportunities_seen(&self) -> u64 {
+        self.shared.opportunities_seen.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the gate task on `runtime`: subscribes to `bus.opportunities` before
+/// returning (nothing published afterwards is missed) and runs until the last
+/// [`RiskHandle`] is dropped.
+pub fn spawn_risk_gate(
+    runtime: &tokio::runtime::Handle,
+    gate: RiskGate,
+    books: Arc<BookStore>,
+    bus: Arc<Bus>,
+) -> RiskHandle {
+    let handle = RiskHandle::new(gate);
+    let opportunities = bus.opportunities.subscribe();
+    // The task holds a handle without the abort guard, so dropping every
+    // outside handle stops it.
+    let deciding = RiskHandle {
+        shared: handle.shared.clone(),
+        _task: None,
+    };
+    let task = runtime.spawn(async move {
+        loop {
+            let (_, found) = opportunities.recv().await;
+            deciding.decide(found.opportunity, &books, &bus);
+        }
+    });
+    RiskHandle {
+        _task: Some(Arc::new(AbortOnDrop(task.abort_handle()))),
+        ..handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MarketPair, PairFees, Price, Side, Size, TokenId};
+
+    fn pair(id: &str, rules_match: bool) -> MarketPair {
+        MarketPair {
+            id: PairId(id.into()),
+            kalshi_ticker: "K".into(),
+            polymarket_condition_id: "0x1".into(),
+            polymarket_yes_token: TokenId::new("1").unwrap(),
+            polymarket_no_token: TokenId::new("2").unwrap(),
+            neg_risk: false,
+            kalshi_rules: String::new(),
+            polymarket_rules: String::new(),
+            rules_match,
+        }
+    }
+
+    fn setup(rules_match: bool) -> (RiskHandle, BookStore, Bus, Opportunity, UnixMicros) {
+        let now = 1_735_732_800_000_000;
+        let books = BookStore::new();
+        let entry = books.add(
+            pair("fed", rules_match),
+            PairFees::default(),
+            Size::whole(5),
+        );
+        {
+            let mut st = entry.state();
+            st.kalshi
+                .no
+                .set_level(Side::Bid, Price::parse("0.60").unwrap(), Size::whole(100));
+            st.kalshi.touch(now);
+            st.polymarket.touch(now);
+        }
+        let opp = Opportunity::price(
+            PairId("fed".into()),
+            "buy-both",
+            Venue::Kalshi,
+            Price::parse("0.40").unwrap(),
+            Price::parse("0.55").unwrap(),
+            Size::whole(100),
+            &PairFees::default(),
+            now,
+        );
+        let handle = RiskHandle::new(RiskGate::new(RiskLimits::default(), true));
+        (handle, books, Bus::default(), opp, now)
+    }
+
+    #[test]
+    fn an_approval_publishes_execute_trade_and_marks_the_market_in_flight() {
+        let (risk, books, bus, opp, now) = setup(true);
+        let mut executions = bus.executions.subscribe();
+        let decision = risk.decide_at(opp.clone(), &books, &bus, now);
+        let RiskDecision::Approved { trade_id, .. } = decision else {
+            panic!("refused: {decision:?}");
+        };
+        let sent = executions.try_recv().expect("an ExecuteTrade");
+        assert_eq!(sent.trade_id, trade_id);
+        assert_eq!(sent.opportunity, opp);
+        assert!(risk.state().in_flight.contains_key(&opp.pair));
+        let again = risk.decide_at(opp.clone(), &books, &bus, now);
+        assert!(
+            matches!(&again, RiskDecision::Refused(r) if r.refusal == Refusal::TradeInFlight),
+            "{again:?}"
+        );
+        assert!(executions.try_recv().is_none());
+        risk.trade_finished(&opp.pair, Usd::new(rust_decimal::Decimal::new(5, 0)), false);
+        assert!(risk.state().in_flight.is_empty());
+    }
+
+    #[test]
+    fn trade_ids_are_unique_and_time_ordered_even_when_the_clock_stands_still() {
+        let (risk, books, bus, opp, now) = setup(true);
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            match risk.decide_at(opp.clone(), &books, &bus, now) {
+                RiskDecision::Approved { trade_id, .. } => ids.push(trade_id),
+                other => panic!("{other:?}"),
+            }
+            risk.trade_finished(&opp.pair, Usd::ZERO, false);
+            risk.set_exposure(opp.pair.clone(), Usd::ZERO);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids);
+    }
+
+    #[test]
+    fn a_refusal_is_counted_kept_and_announced() {
+        let (risk, books, bus, opp, now) = setup(false);
+        let mut decisions = risk.decisions();
+        risk.decide_at(opp, &books, &bus, now);
+        let Ok(RiskDecision::Refused(r)) = decisions.try_recv() else {
+            panic!("no refusal announced");
+        };
+        assert_eq!(r.refusal, Refusal::RulesNotMatched);
+        let snap = risk.snapshot();
+        assert_eq!(snap.refusals["rules_not_matched"], 1);
+        assert_eq!(snap.recent_refusals, vec![r]);
+    }
+
+    #[test]
+    fn an_opportunity_on_an_unknown_market_is_refused() {
+        let (risk, _, bus, mut opp, now) = setup(true);
+        opp.pair = PairId("gone".into());
+        let decision = risk.decide_at(opp, &BookStore::new(), &bus, now);
+        assert!(
+            matches!(&decision, RiskDecision::Refused(r) if r.refusal == Refusal::UnknownMarket),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn kill_runs_the_cancel_open_orders_hook_and_latches() {
+        let (risk, _, _, _, _) = setup(true);
+        let cancelled = Arc::new(AtomicU64::new(0));
+        let count = cancelled.clone();
+        risk.on_kill_cancel_open_orders(move || {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        risk.kill();
+        assert_eq!(cancelled.load(Ordering::Relaxed), 1);
+        assert_eq!(risk.resume(), Err(KillSwitchLatched));
+        risk.reset_kill_switch();
+        assert!(risk.state().paused.is_some());
+        assert_eq!(risk.resume(), Ok(()));
+    }
+
+    #[test]
+    fn invalid_limits_are_refused_and_the_old_ones_kept() {
+        let (risk, ..) = setup(true);
+        let bad = RiskLimits {
+            max_book_age_ms: 0,
+            ..RiskLimits::default()
+        };
+        assert!(risk.set_limits(bad).is_err());
+        assert_eq!(risk.limits(), RiskLimits::default());
+    }
+}
