@@ -10,10 +10,14 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use crate::app::Host;
 use crate::bus::StatusEvent;
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::execution::{ExecutionPolicy, Executor, VenueClients};
 use crate::feeds::{Feeds, VenueUrls};
 use crate::sim::{self, Scenario, SimConfig, SimPair};
+use crate::venues::kalshi::rest::KalshiRest;
 use crate::venues::kalshi::{KalshiSigner, KalshiVerifier};
+use crate::venues::polymarket::rest::PolymarketRest;
+use crate::venues::polymarket::{ApiCreds, PolySigner};
 
 /// A throwaway Kalshi key for the session: the simulator checks signatures with
 /// its public half exactly as the venue would.
@@ -76,11 +80,29 @@ pub async fn run_sim(
     Ok(())
 }
 
+/// The Hardhat/Anvil test key (PROTOCOLS.md §3): a simulator-only wallet.
+const DEMO_WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Session API credentials the simulated CLOB checks HMACs against.
+fn demo_poly_creds() -> ApiCreds {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    ApiCreds::new(
+        "demo-api-key",
+        Secret::new(base64::engine::general_purpose::URL_SAFE.encode(secret)),
+        Secret::new(format!("{:016x}", rand::thread_rng().next_u64())),
+    )
+}
+
 pub async fn run_demo(
-    config: Config,
+    mut config: Config,
     duration: Option<Duration>,
     scenario_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
+    // The venues are simulated: trading on them is paper trading, so orders go out.
+    config.dry_run = false;
     let (signer, verifier) = demo_kalshi_key()?;
     let sim = sim::start(SimConfig {
         pairs: sim_pairs(&config),
@@ -91,7 +113,34 @@ pub async fn run_demo(
     tracing::info!(kalshi = %sim.kalshi_ws_url, polymarket = %sim.polymarket_ws_url, "demo: simulated venues up");
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
     crate::app::log_plugins(&host);
-    let feeds = Feeds::start(&host, &VenueUrls::from_sim(&sim), Some(signer), None);
+    let feeds = Feeds::start(
+        &host,
+        &VenueUrls::from_sim(&sim),
+        Some(signer.clone()),
+        None,
+    );
+    let creds = demo_poly_creds();
+    sim.set_polymarket_creds(creds.clone());
+    let clients = VenueClients {
+        kalshi: KalshiRest::new(&sim.kalshi_rest_url, Some(signer))?,
+        polymarket: PolymarketRest::new(
+            &sim.polymarket_rest_url,
+            Some(creds),
+            Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
+        )?,
+    };
+    let executor = Executor::new(
+        Arc::new(clients),
+        host.books.clone(),
+        host.bus.clone(),
+        host.risk.clone(),
+        ExecutionPolicy {
+            dry_run: false,
+            ..ExecutionPolicy::default()
+        },
+    );
+    let _executing = executor.spawn();
+    let _balances = executor.spawn_balance_refresh(Duration::from_secs(5));
     crate::app::serve_until_stopped(host.clone(), duration, |status| match status {
         StatusEvent::Feed(f) => {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail)

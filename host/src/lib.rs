@@ -11,6 +11,7 @@ pub mod bus;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod execution;
 pub mod feeds;
 pub mod risk;
 pub mod sim;

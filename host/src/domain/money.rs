@@ -271,6 +271,11 @@ impl Usd {
             Usd::new(self.0 / size.0)
         }
     }
+    /// A per-contract amount times a size.
+    pub fn times(self, size: Size) -> Usd {
+        Usd::new(self.0 * size.0)
+    }
+
     pub fn is_positive(self) -> bool {
         self.0 > Decimal::ZERO
     }

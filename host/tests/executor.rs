@@ -1,0 +1,227 @@
+//! The executor against the simulated venues over real HTTP: both legs fill;
+//! a leg that will not fill is retried, then the other leg is unwound with its
+//! loss recorded; a dry run sends nothing; a balance short on one venue refuses
+//! the trade before any order.
+
+mod support;
+
+use std::sync::Arc;
+
+use doubletime::books::BookStore;
+use doubletime::bus::{Bus, TradeEvent};
+use doubletime::config::{Config, Secret};
+use doubletime::domain::events::ExecuteTrade;
+use doubletime::domain::{Opportunity, PairFees, PairId, PolymarketFees, Size, Venue};
+use doubletime::execution::{ExecutionPolicy, Executor, TradeOutcome, VenueClients};
+use doubletime::risk::{RiskGate, RiskHandle, RiskLimits};
+use doubletime::sim::SimHandle;
+use doubletime::venues::kalshi::rest::KalshiRest;
+use doubletime::venues::polymarket::rest::PolymarketRest;
+use doubletime::venues::polymarket::{ApiCreds, PolySigner};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use support::{WAIT, p};
+
+const WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+fn creds() -> ApiCreds {
+    ApiCreds::new(
+        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
+        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
+        Secret::new("pp"),
+    )
+}
+
+struct Rig {
+    sim: SimHandle,
+    bus: Arc<Bus>,
+    executor: Arc<Executor>,
+    fees: PairFees,
+}
+
+/// One pair on exact books ([`support::order_books`]): Kalshi YES ask 0.45×10
+/// (YES bids 0.40×10), Polymarket NO asks 0.57×10 then 0.58×20.
+async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
+    let pair = support::pair("fed");
+    let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
+    let fees = PairFees {
+        polymarket: PolymarketFees {
+            rate: dec!(0.04),
+            exponent: 1,
+        },
+        ..PairFees::default()
+    };
+    sim.set_polymarket_creds(creds());
+    sim.set_polymarket_fees(fees.polymarket);
+    sim.replace_books(0, support::order_books()).await;
+    let books = Arc::new(BookStore::new());
+    let entry = books.add(pair.clone(), fees, Size::whole(5));
+    // Our copy of the books, as the feeds would have it (the unwind prices from it).
+    *entry.state() = {
+        let mut st = entry.state().clone();
+        let b = support::order_books();
+        st.kalshi.yes = b.kalshi_yes;
+        st.kalshi.no = b.kalshi_no;
+        st.polymarket.yes = b.poly_yes;
+        st.polymarket.no = b.poly_no;
+        st
+    };
+    let bus = Arc::new(Bus::default());
+    let clients = Arc::new(VenueClients {
+        kalshi: KalshiRest::new(&sim.kalshi_rest_url, None).unwrap(),
+        polymarket: PolymarketRest::new(
+            &sim.polymarket_rest_url,
+            Some(creds()),
+            Some(PolySigner::from_private_key(&Secret::new(WALLET_KEY)).unwrap()),
+        )
+        .unwrap(),
+    });
+    let risk = RiskHandle::new(RiskGate::new(
+        RiskLimits::from_config(&Config::default()),
+        dry_run,
+    ));
+    let policy = ExecutionPolicy {
+        dry_run,
+        retry_tolerance,
+        ..ExecutionPolicy::default()
+    };
+    let executor = Executor::new(clients, books, bus.clone(), risk, policy);
+    Rig {
+        sim,
+        bus,
+        executor,
+        fees,
+    }
+}
+
+fn execute(rig: &Rig, id: &str, yes: &str, no: &str, size: u64) -> ExecuteTrade {
+    ExecuteTrade {
+        trade_id: id.into(),
+        opportunity: Opportunity::price(
+            PairId("fed".into()),
+            "test",
+            Venue::Kalshi,
+            p(yes),
+            p(no),
+            Size::whole(size),
+            &rig.fees,
+            0,
+        ),
+    }
+}
+
+async fn next_trade(rx: &mut doubletime::bus::LosslessReceiver<TradeEvent>) -> TradeEvent {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a trade event")
+        .expect("bus open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_legs_fill_the_same_size_and_the_position_is_hedged() {
+    let rig = rig(false, dec!(0.01)).await;
+    let mut trades = rig.bus.trades.subscribe();
+    rig.executor
+        .execute(execute(&rig, "t1", "0.45", "0.57", 10))
+        .await;
+    let TradeEvent::Executed(done) = next_trade(&mut trades).await else {
+        panic!("expected an executed trade")
+    };
+    assert_eq!(done.trade.hedged_size(), Size::whole(10));
+    assert_eq!(
+        rig.sim.position(Venue::Kalshi, "KX-fed"),
+        dec!(10),
+        "10 YES on Kalshi"
+    );
+    assert_eq!(
+        rig.sim.position(
+            Venue::Polymarket,
+            &support::pair("fed").polymarket_no_token.to_string()
+        ),
+        dec!(10),
+        "10 NO on Polymarket"
+    );
+    let record = &rig.executor.ledger.trades()[0];
+    assert_eq!(record.outcome, TradeOutcome::Hedged);
+    // $10 payout − 4.50 − 5.70 − fees: this test's books had no edge, and the P&L says so.
+    assert!(record.pnl.value() < dec!(-0.2), "{}", record.pnl);
+    // Client order ids come from the trade id: a retry cannot double an order.
+    assert_eq!(done.trade.yes_leg.order.client_order_id, "t1-yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_leg_is_retried_within_the_tolerance() {
+    let rig = rig(false, dec!(0.01)).await;
+    let mut trades = rig.bus.trades.subscribe();
+    // NO at 0.56 cannot fill (ask 0.57); one cent of tolerance reaches it.
+    rig.executor
+        .execute(execute(&rig, "t2", "0.45", "0.56", 10))
+        .await;
+    let TradeEvent::Executed(done) = next_trade(&mut trades).await else {
+        panic!("expected an executed trade")
+    };
+    assert_eq!(done.trade.hedged_size(), Size::whole(10));
+    assert_eq!(
+        rig.executor.ledger.trades()[0].outcome,
+        TradeOutcome::Hedged
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_that_will_not_fill_gets_the_other_unwound_with_its_loss() {
+    let rig = rig(false, dec!(0.0)).await;
+    let mut trades = rig.bus.trades.subscribe();
+    rig.executor
+        .execute(execute(&rig, "t3", "0.45", "0.50", 10))
+        .await;
+    let TradeEvent::LegFailed(failed) = next_trade(&mut trades).await else {
+        panic!("expected a failed leg first")
+    };
+    assert_eq!(failed.order.venue, Venue::Polymarket);
+    assert!(
+        failed.reason.to_lowercase().contains("fill"),
+        "{}",
+        failed.reason
+    );
+    let TradeEvent::Executed(done) = next_trade(&mut trades).await else {
+        panic!("then the trade")
+    };
+    assert_eq!(done.trade.hedged_size(), Size::ZERO);
+    // Bought 10 YES at 0.45, sold them back at the 0.40 bid: flat, with the loss booked.
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(0));
+    let record = &rig.executor.ledger.trades()[0];
+    assert_eq!(record.outcome, TradeOutcome::Unwound);
+    assert!(record.pnl.value() <= dec!(-0.50), "{}", record.pnl);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_records_the_trade_and_sends_nothing() {
+    let rig = rig(true, dec!(0.01)).await;
+    rig.executor
+        .execute(execute(&rig, "t4", "0.45", "0.57", 10))
+        .await;
+    assert_eq!(
+        rig.executor.ledger.trades()[0].outcome,
+        TradeOutcome::DryRun
+    );
+    assert!(rig.sim.fills(Venue::Kalshi).is_empty() && rig.sim.fills(Venue::Polymarket).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_short_on_one_venue_refuses_before_any_order() {
+    let rig = rig(false, dec!(0.01)).await;
+    rig.sim.set_balance(Venue::Polymarket, dec!(3));
+    rig.executor
+        .execute(execute(&rig, "t5", "0.45", "0.57", 10))
+        .await;
+    let record = &rig.executor.ledger.trades()[0];
+    assert!(
+        matches!(&record.outcome, TradeOutcome::Refused(why) if why.contains("polymarket")),
+        "{:?}",
+        record.outcome
+    );
+    assert!(
+        rig.sim.fills(Venue::Kalshi).is_empty(),
+        "the first leg was never sent"
+    );
+}
