@@ -91,7 +91,11 @@ impl Host {
     }
 }
 
-pub async fn run(config: Config, duration: Option<Duration>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    duration: Option<Duration>,
+    record: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     tracing::info!(
         env = ?config.app_env,
         dry_run = config.dry_run,
@@ -119,7 +123,8 @@ pub async fn run(config: Config, duration: Option<Duration>) -> anyhow::Result<(
     };
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
     log_plugins(&host);
-    let feeds = crate::feeds::Feeds::start(&host, &urls, signer, None);
+    let recorder = recorder(record.as_deref())?;
+    let feeds = crate::feeds::Feeds::start(&host, &urls, signer, recorder.clone());
     serve_until_stopped(host, duration, |status| {
         if let StatusEvent::Feed(f) = status {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail);
@@ -128,6 +133,18 @@ pub async fn run(config: Config, duration: Option<Duration>) -> anyhow::Result<(
     .await?;
     feeds.stop().await;
     Ok(())
+}
+
+/// Opens the recording file asked for with `--record`.
+pub fn recorder(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Arc<crate::venues::feed::Recorder>>> {
+    path.map(|p| {
+        tracing::info!(file = %p.display(), "recording raw feed messages");
+        crate::venues::feed::Recorder::create(p)
+            .with_context(|| format!("opening the recording {}", p.display()))
+    })
+    .transpose()
 }
 
 pub fn log_plugins(host: &Host) {

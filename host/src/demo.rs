@@ -100,7 +100,9 @@ pub async fn run_demo(
     mut config: Config,
     duration: Option<Duration>,
     scenario_file: Option<std::path::PathBuf>,
+    record: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
+    let recorder = crate::app::recorder(record.as_deref())?;
     // The venues are simulated: trading on them is paper trading, so orders go out.
     config.dry_run = false;
     let (signer, verifier) = demo_kalshi_key()?;
@@ -117,7 +119,7 @@ pub async fn run_demo(
         &host,
         &VenueUrls::from_sim(&sim),
         Some(signer.clone()),
-        None,
+        recorder.clone(),
     );
     let creds = demo_poly_creds();
     sim.set_polymarket_creds(creds.clone());

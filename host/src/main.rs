@@ -19,6 +19,10 @@ struct Cli {
     /// TOML configuration file (see doubletime.example.toml).
     #[arg(long, short, global = true, env = "DOUBLETIME_CONFIG")]
     config: Option<PathBuf>,
+    /// Record every raw feed message (both venues) with its receive time to this
+    /// JSON-lines file (`run` and `demo`).
+    #[arg(long, global = true)]
+    record: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -83,6 +87,7 @@ fn real_main() -> anyhow::Result<()> {
             rt.block_on(doubletime::app::run(
                 config,
                 duration.map(Duration::from_secs),
+                cli.record,
             ))
         }
         Command::Demo { duration, scenario } => {
@@ -91,6 +96,7 @@ fn real_main() -> anyhow::Result<()> {
                 config,
                 duration.map(Duration::from_secs),
                 scenario,
+                cli.record,
             ))
         }
         Command::Sim { scenario } => {

@@ -268,3 +268,74 @@ async fn an_injected_window_is_found_and_one_narrower_than_fees_is_ignored() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_both_venues_raw_messages_with_receive_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("doubletime.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
+            plugins().display().to_string(),
+            workspace()
+                .join("target/plugin-cache")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let recording = dir.path().join("session.jsonl");
+    let status = tokio::time::timeout(
+        WAIT,
+        Command::new(binary())
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--record",
+                recording.to_str().unwrap(),
+            ])
+            .args([
+                "demo",
+                "--duration",
+                "4",
+                "--scenario",
+                scenario.to_str().unwrap(),
+            ])
+            .env("DOUBLETIME_API_BIND", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .expect("demo --duration ends by itself")
+    .unwrap();
+    assert!(status.success());
+    let lines: Vec<Value> = std::fs::read_to_string(&recording)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for venue in ["kalshi", "polymarket"] {
+        let mine: Vec<&Value> = lines.iter().filter(|l| l["venue"] == venue).collect();
+        assert!(!mine.is_empty(), "no {venue} messages recorded");
+        assert!(
+            mine.iter()
+                .all(|l| l["t"].as_u64().unwrap_or(0) > 1_700_000_000_000_000),
+            "receive times in µs since the epoch"
+        );
+    }
+    assert!(lines.iter().any(|l| {
+        l["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("orderbook_snapshot")
+    }));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["msg"].as_str().unwrap_or("").contains("\"book\""))
+    );
+}

@@ -175,7 +175,16 @@ pub struct Recorded {
 
 /// Appends raw feed messages to a JSON-lines file.
 pub struct Recorder {
-    out: Mutex<std::io::BufWriter<std::fs::File>>,
+    out: Mutex<(std::io::BufWriter<std::fs::File>, u32)>,
+}
+
+/// Lines between flushes: a crash loses at most this many messages.
+const FLUSH_EVERY: u32 = 256;
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Recorder {
@@ -188,7 +197,7 @@ impl Recorder {
             .append(true)
             .open(path)?;
         Ok(Arc::new(Recorder {
-            out: Mutex::new(std::io::BufWriter::new(file)),
+            out: Mutex::new((std::io::BufWriter::new(file), 0)),
         }))
     }
 
@@ -200,13 +209,18 @@ impl Recorder {
         })
         .unwrap_or_default();
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = writeln!(out, "{line}") {
+        if let Err(e) = writeln!(out.0, "{line}") {
             tracing::warn!(error = %e, "recording failed");
+        }
+        out.1 += 1;
+        if out.1 >= FLUSH_EVERY {
+            out.1 = 0;
+            let _ = out.0.flush();
         }
     }
 
     pub fn flush(&self) {
-        let _ = self.out.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        let _ = self.out.lock().unwrap_or_else(|e| e.into_inner()).0.flush();
     }
 }
 
