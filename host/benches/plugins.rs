@@ -39,7 +39,20 @@ fn view() -> MarketView {
     let mut v = empty_view();
     v.kalshi = quote(400_000, 520_000, 70_000, 1);
     v.polymarket = quote(500_000, 550_000, 40_000, 500);
+    // Top of book as the one level of each ladder, so depth-aware rules see the same book.
     v.ladders = vec![0; 8 * DEPTH as usize];
+    for (l, (price, size)) in [
+        (v.kalshi.yes_ask, v.kalshi.yes_ask_size),
+        (v.kalshi.no_ask, v.kalshi.no_ask_size),
+        (v.polymarket.yes_ask, v.polymarket.yes_ask_size),
+        (v.polymarket.no_ask, v.polymarket.no_ask_size),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.ladders[2 * l * DEPTH as usize] = price;
+        v.ladders[2 * l * DEPTH as usize + 1] = size as u32;
+    }
     v
 }
 

@@ -72,9 +72,41 @@ fn ceil_div(a: u128, b: u128) -> u128 {
     a.div_ceil(b)
 }
 
+/// `ceil(a × s / 10^(2k))` for `a < 2^58` and `s ≤ 2^32` with u64 arithmetic only,
+/// where `half = 10^k`: 128-bit division is a software routine (slow natively,
+/// slower still in wasm), and this is the rule's hot spot.
+fn ceil_mul_div(a: u64, s: u64, half: u64) -> u64 {
+    // a × s = (q·half + r)·s = A·half + B, and A = A1·half + A0, so
+    // a × s / half² = A1 + (A0·half + B) / half², every term within u64.
+    let (q, r) = (a / half, a % half);
+    let (big, small) = (q * s, r * s);
+    let (a1, a0) = (big / half, big % half);
+    a1 + (a0 * half + small).div_ceil(half * half)
+}
+
 /// Fee in micro-dollars for buying `size` hundredths at `p` micro-dollars on `venue`.
 /// `None` if the numbers overflow (treated as "no trade").
 pub fn fee(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u128> {
+    // Realistic inputs (a rate up to 100 %, up to 42.9M contracts) take the
+    // 64-bit path; anything else the exact 128-bit one below.
+    if q.taker_fee_ppm <= 1_000_000 && size <= u64::from(u32::MAX) {
+        let p64 = u64::from(p);
+        let a = u64::from(q.taker_fee_ppm) * (p64 * (1_000_000 - p64));
+        match venue {
+            Venue::Kalshi => {
+                return Some(u128::from(ceil_mul_div(a, size, 1_000_000_000)) * 10_000);
+            }
+            Venue::Polymarket if q.fee_exponent == 1 => {
+                return Some(u128::from(ceil_mul_div(a, size, 100_000_000)) * 100);
+            }
+            Venue::Polymarket => {}
+        }
+    }
+    fee_wide(venue, q, p, size)
+}
+
+/// The same fee in 128-bit arithmetic, for any inputs.
+pub fn fee_wide(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u128> {
     let p = u128::from(p);
     let curve = p * (1_000_000 - p);
     match venue {
@@ -114,7 +146,12 @@ pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) ->
         return None;
     }
     let s = u128::from(size);
-    let cost = ceil_div(u128::from(yes) * s, 100) + ceil_div(u128::from(no) * s, 100);
+    // Costs fit in u64 for any u32-sized trade; keep 128-bit division off the hot path.
+    let cost = if size <= u64::from(u32::MAX) {
+        u128::from((u64::from(yes) * size).div_ceil(100) + (u64::from(no) * size).div_ceil(100))
+    } else {
+        ceil_div(u128::from(yes) * s, 100) + ceil_div(u128::from(no) * s, 100)
+    };
     let fees = fee(av, a, yes, size)? + fee(bv, b, no, size)?;
     let net = i128::try_from(s * 10_000).ok()? - i128::try_from(cost + fees).ok()?;
     let threshold = i128::from(params.min_profit) * i128::try_from(s).ok()?;
@@ -185,6 +222,46 @@ mod tests {
                 net: 2_330_000
             }]
         );
+    }
+
+    #[test]
+    fn the_64_bit_fee_path_matches_the_128_bit_one() {
+        // A deterministic sweep of prices, sizes and rates, edges included.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..200_000u64 {
+            let p = match i % 5 {
+                0 => 1,
+                1 => 999_999,
+                _ => (next() % 999_999 + 1) as u32,
+            };
+            let size = match i % 7 {
+                0 => u64::from(u32::MAX),
+                1 => 1,
+                _ => next() % 100_000_000,
+            };
+            let ppm = match i % 3 {
+                0 => 1_000_000,
+                _ => (next() % 1_000_001) as u32,
+            };
+            let q = Quote {
+                taker_fee_ppm: ppm,
+                fee_exponent: 1,
+                ..Quote::default()
+            };
+            for v in [Venue::Kalshi, Venue::Polymarket] {
+                assert_eq!(
+                    fee(v, &q, p, size),
+                    fee_wide(v, &q, p, size),
+                    "{v:?} p={p} size={size} ppm={ppm}"
+                );
+            }
+        }
     }
 
     #[test]
