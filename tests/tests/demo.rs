@@ -112,24 +112,25 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// The test's configuration (plugins from the build, the shared compile cache)
+/// and scenario, written into `dir`.
+fn write_config(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let config = dir.join("doubletime.toml");
+    let cache = workspace().join("target/plugin-cache");
+    let text = format!(
+        "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
+        plugins().display().to_string(),
+        cache.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    (config, scenario)
+}
+
 async fn start_demo() -> Demo {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("doubletime.toml");
-    let plugins = plugins();
-    std::fs::write(
-        &config,
-        format!(
-            "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
-            plugins.display().to_string(),
-            workspace()
-                .join("target/plugin-cache")
-                .display()
-                .to_string()
-        ),
-    )
-    .unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    let (config, scenario) = write_config(dir.path());
     let mut child = Command::new(binary())
         .args([
             "--config",
@@ -272,21 +273,7 @@ async fn an_injected_window_is_found_and_one_narrower_than_fees_is_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_writes_both_venues_raw_messages_with_receive_times() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("doubletime.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
-            plugins().display().to_string(),
-            workspace()
-                .join("target/plugin-cache")
-                .display()
-                .to_string()
-        ),
-    )
-    .unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    let (config, scenario) = write_config(dir.path());
     let recording = dir.path().join("session.jsonl");
     let status = tokio::time::timeout(
         WAIT,
