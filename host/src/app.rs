@@ -27,6 +27,8 @@ pub struct Host {
     pub strategy: Arc<StrategyRuntime>,
     /// The risk gate between the strategy and the executor (pause, kill, limits).
     pub risk: RiskHandle,
+    /// Every trade the executor handled (in memory until the trade store lands).
+    pub trades: Arc<crate::execution::Ledger>,
 }
 
 impl Host {
@@ -87,6 +89,7 @@ impl Host {
             bus,
             strategy,
             risk,
+            trades: Arc::default(),
         })
     }
 }

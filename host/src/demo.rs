@@ -131,7 +131,7 @@ pub async fn run_demo(
             Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
         )?,
     };
-    let executor = Executor::new(
+    let executor = Executor::with_ledger(
         Arc::new(clients),
         host.books.clone(),
         host.bus.clone(),
@@ -140,6 +140,7 @@ pub async fn run_demo(
             dry_run: false,
             ..ExecutionPolicy::default()
         },
+        host.trades.clone(),
     );
     let _executing = executor.spawn();
     let _balances = executor.spawn_balance_refresh(Duration::from_secs(5));

@@ -860,6 +860,47 @@ async fn metrics_expose_plugin_bus_and_book_series() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_are_listed_newest_first_with_the_total_pnl() {
+    use doubletime::domain::{Opportunity, PairFees, PairId, Size, Venue};
+    use doubletime::execution::{TradeOutcome, TradeRecord};
+    let api = TestApi::start().await;
+    let record = |id: &str, pnl: &str, outcome| TradeRecord {
+        trade_id: id.into(),
+        opportunity: Opportunity::price(
+            PairId("fed".into()),
+            "buy-both",
+            Venue::Kalshi,
+            support::p("0.40"),
+            support::p("0.55"),
+            Size::whole(10),
+            &PairFees::default(),
+            1,
+        ),
+        outcome,
+        yes_fill: None,
+        no_fill: None,
+        pnl: doubletime::domain::Usd::parse(pnl).unwrap(),
+        at: 1,
+    };
+    api.host
+        .trades
+        .record(record("dt-1", "0.40", TradeOutcome::Hedged));
+    api.host
+        .trades
+        .record(record("dt-2", "-0.25", TradeOutcome::Unwound));
+    let list = api.get("/trades").await.expect(StatusCode::OK).json();
+    assert_eq!(list["count"], 2);
+    assert_eq!(dec(list["total_pnl"].as_str().unwrap()), dec("0.15"));
+    assert_eq!(list["trades"][0]["trade_id"], "dt-2", "newest first");
+    assert_eq!(list["trades"][0]["outcome"]["kind"], "unwound");
+    let one = api.get("/trades/dt-1").await.expect(StatusCode::OK).json();
+    assert_eq!(one["outcome"]["kind"], "hedged");
+    api.get("/trades/dt-404")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_endpoint() {
     let api = TestApi::start().await;
     let doc = api.get("/openapi.json").await.expect(StatusCode::OK).json();
@@ -882,6 +923,8 @@ async fn openapi_lists_every_endpoint() {
         ("/kill", &["post"]),
         ("/kill/reset", &["post"]),
         ("/risk", &["get", "put"]),
+        ("/trades", &["get"]),
+        ("/trades/{id}", &["get"]),
         ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
     ] {
@@ -889,7 +932,7 @@ async fn openapi_lists_every_endpoint() {
             assert!(paths[path][m].is_object(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 18);
+    assert_eq!(paths.len(), 20);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -16,6 +16,7 @@ mod metrics;
 mod opportunities;
 mod plugins;
 mod status;
+mod trades;
 mod trading;
 
 use std::future::Future;
@@ -78,6 +79,8 @@ struct ApiState {
         trading::reset_kill,
         trading::risk,
         trading::set_limits,
+        trades::list_trades,
+        trades::trade,
         metrics::metrics,
         openapi_json,
     ),
@@ -153,6 +156,8 @@ fn build(host: Arc<Host>, closing: watch::Receiver<bool>) -> Router {
         .route("/kill", post(trading::kill))
         .route("/kill/reset", post(trading::reset_kill))
         .route("/risk", get(trading::risk).put(trading::set_limits))
+        .route("/trades", get(trades::list_trades))
+        .route("/trades/{id}", get(trades::trade))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi_json))
         .fallback(error::no_such_route)

@@ -54,6 +54,16 @@ impl Ledger {
             .clone()
     }
 
+    /// One trade by id.
+    pub fn get(&self, trade_id: &str) -> Option<TradeRecord> {
+        self.trades
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|t| t.trade_id == trade_id)
+            .cloned()
+    }
+
     /// Sum of every trade's P&L.
     pub fn pnl(&self) -> Usd {
         self.trades

@@ -85,13 +85,25 @@ impl Executor {
         risk: RiskHandle,
         policy: ExecutionPolicy,
     ) -> Arc<Self> {
+        Self::with_ledger(clients, books, bus, risk, policy, Arc::default())
+    }
+
+    /// An executor that records into `ledger` (the host's, so the API sees it).
+    pub fn with_ledger(
+        clients: Arc<VenueClients>,
+        books: Arc<BookStore>,
+        bus: Arc<Bus>,
+        risk: RiskHandle,
+        policy: ExecutionPolicy,
+        ledger: Arc<Ledger>,
+    ) -> Arc<Self> {
         Arc::new(Executor {
             clients,
             books,
             bus,
             risk,
             policy,
-            ledger: Arc::new(Ledger::default()),
+            ledger,
         })
     }
 
