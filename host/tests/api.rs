@@ -987,3 +987,42 @@ async fn the_token_appears_in_no_response() {
     .await
     .expect(StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_and_uses_the_api() {
+    let api = TestApi::start().await;
+    let page = api.get("/").await.expect(StatusCode::OK);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for wanted in [
+        "<title>Double Time</title>",
+        "new EventSource(\"/events\")",
+        "get(\"/markets\")",
+        "get(\"/plugins\")",
+        "get(\"/trades\")",
+        "post(\"/kill\")",
+    ] {
+        assert!(page.body.contains(wanted), "dashboard lacks {wanted}");
+    }
+    // Every endpoint the page reads answers with the fields it uses.
+    let markets = api.get("/markets").await.expect(StatusCode::OK).json();
+    let id = markets[0]["id"].as_str().unwrap().to_string();
+    let detail = api
+        .get(&format!("/markets/{id}"))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(
+        detail["kalshi"].get("best_yes_ask").is_some()
+            && detail["directions"][0].get("gross_edge").is_some(),
+        "{detail}"
+    );
+    let risk = api.get("/risk").await.expect(StatusCode::OK).json();
+    assert!(risk["state"].get("kill_switch").is_some());
+    let trades = api.get("/trades").await.expect(StatusCode::OK).json();
+    assert!(trades.get("total_pnl").is_some() && trades["trades"].is_array());
+}

@@ -89,6 +89,12 @@ struct ApiState {
 )]
 struct ApiDoc;
 
+/// The dashboard: one page served from the binary (markets, plugins, trades,
+/// live events, pause/resume and the kill switch), built on the API itself.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
+}
+
 /// The OpenAPI document of this API.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
@@ -128,6 +134,7 @@ fn build(host: Arc<Host>, closing: watch::Receiver<bool>) -> Router {
         commands: Arc::default(),
     };
     Router::new()
+        .route("/", get(dashboard))
         .route("/health", get(status::health))
         .route("/status", get(status::status))
         .route(
