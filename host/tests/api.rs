@@ -879,6 +879,7 @@ async fn trades_are_listed_newest_first_with_the_total_pnl() {
         outcome,
         yes_fill: None,
         no_fill: None,
+        unwind_fill: None,
         pnl: doubletime::domain::Usd::parse(pnl).unwrap(),
         at: 1,
     };
@@ -925,6 +926,7 @@ async fn openapi_lists_every_endpoint() {
         ("/risk", &["get", "put"]),
         ("/trades", &["get"]),
         ("/trades/{id}", &["get"]),
+        ("/positions", &["get"]),
         ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
     ] {
@@ -932,7 +934,7 @@ async fn openapi_lists_every_endpoint() {
             assert!(paths[path][m].is_object(), "{m} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 21);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

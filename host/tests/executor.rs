@@ -145,6 +145,21 @@ async fn both_legs_fill_the_same_size_and_the_position_is_hedged() {
     assert_eq!(record.outcome, TradeOutcome::Hedged);
     // $10 payout − 4.50 − 5.70 − fees: this test's books had no edge, and the P&L says so.
     assert!(record.pnl.value() < dec!(-0.2), "{}", record.pnl);
+    // Our positions agree with the venues'.
+    let held: Vec<_> = rig
+        .executor
+        .ledger
+        .positions()
+        .into_iter()
+        .map(|p| (p.venue, p.outcome, p.contracts))
+        .collect();
+    assert_eq!(
+        held,
+        vec![
+            (Venue::Kalshi, doubletime::domain::Outcome::Yes, dec!(10)),
+            (Venue::Polymarket, doubletime::domain::Outcome::No, dec!(10))
+        ]
+    );
     // Client order ids come from the trade id: a retry cannot double an order.
     assert_eq!(done.trade.yes_leg.order.client_order_id, "t1-yes");
 }
@@ -191,6 +206,11 @@ async fn a_leg_that_will_not_fill_gets_the_other_unwound_with_its_loss() {
     assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(0));
     let record = &rig.executor.ledger.trades()[0];
     assert_eq!(record.outcome, TradeOutcome::Unwound);
+    assert!(
+        rig.executor.ledger.positions().is_empty(),
+        "flat after the unwind: {:?}",
+        rig.executor.ledger.positions()
+    );
     assert!(record.pnl.value() <= dec!(-0.50), "{}", record.pnl);
 }
 

@@ -81,6 +81,7 @@ struct ApiState {
         trading::set_limits,
         trades::list_trades,
         trades::trade,
+        trades::positions,
         metrics::metrics,
         openapi_json,
     ),
@@ -165,6 +166,7 @@ fn build(host: Arc<Host>, closing: watch::Receiver<bool>) -> Router {
         .route("/risk", get(trading::risk).put(trading::set_limits))
         .route("/trades", get(trades::list_trades))
         .route("/trades/{id}", get(trades::trade))
+        .route("/positions", get(trades::positions))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi_json))
         .fallback(error::no_such_route)

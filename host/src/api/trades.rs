@@ -53,3 +53,10 @@ pub async fn trade(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trade '{id}'")))
 }
+
+/// Contracts held per pair, venue and outcome, from the executor's fills.
+#[utoipa::path(get, path = "/positions", tag = "trading",
+    responses((status = 200, description = "non-zero holdings", body = [Object])))]
+pub async fn positions(State(state): State<ApiState>) -> Json<Vec<crate::execution::Position>> {
+    Json(state.host.trades.positions())
+}

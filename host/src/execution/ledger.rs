@@ -5,7 +5,21 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::domain::{Fill, Opportunity, UnixMicros, Usd};
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::domain::{Action, Fill, Opportunity, Outcome, PairId, UnixMicros, Usd, Venue};
+
+/// Contracts held on one venue in one outcome of one pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub pair: PairId,
+    pub venue: Venue,
+    pub outcome: Outcome,
+    /// Signed: negative would mean more sold than bought.
+    pub contracts: Decimal,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
@@ -29,6 +43,8 @@ pub struct TradeRecord {
     pub outcome: TradeOutcome,
     pub yes_fill: Option<Fill>,
     pub no_fill: Option<Fill>,
+    /// The sale that undid a leg whose partner did not fill.
+    pub unwind_fill: Option<Fill>,
     /// Locked-in (hedged) or realised (unwound) profit and loss.
     pub pnl: Usd,
     pub at: UnixMicros,
@@ -62,6 +78,37 @@ impl Ledger {
             .iter()
             .find(|t| t.trade_id == trade_id)
             .cloned()
+    }
+
+    /// Contracts held per pair, venue and outcome (buys minus unwind sales),
+    /// non-zero only.
+    pub fn positions(&self) -> Vec<Position> {
+        let mut held: BTreeMap<(PairId, Venue, Outcome), Decimal> = BTreeMap::new();
+        for t in self.trades.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for f in t
+                .yes_fill
+                .iter()
+                .chain(t.no_fill.iter())
+                .chain(t.unwind_fill.iter())
+            {
+                let signed = match f.action {
+                    Action::Buy => f.size.value(),
+                    Action::Sell => -f.size.value(),
+                };
+                *held
+                    .entry((t.opportunity.pair.clone(), f.venue, f.outcome))
+                    .or_default() += signed;
+            }
+        }
+        held.into_iter()
+            .filter(|(_, c)| !c.is_zero())
+            .map(|((pair, venue, outcome), contracts)| Position {
+                pair,
+                venue,
+                outcome,
+                contracts,
+            })
+            .collect()
     }
 
     /// Sum of every trade's P&L.

@@ -13,7 +13,7 @@
 
 mod ledger;
 
-pub use ledger::{Ledger, TradeOutcome, TradeRecord};
+pub use ledger::{Ledger, Position, TradeOutcome, TradeRecord};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -307,7 +307,9 @@ impl Executor {
         }
         let (ys, ns) = (Self::filled(&y), Self::filled(&n));
         let mut unwind_pnl = Usd::ZERO;
-        if ys != ns {
+        let mut unwind_fill = None;
+        let legs_differ = ys != ns;
+        if legs_differ {
             let (excess_leg, excess) = if ys > ns {
                 (&y, ys.checked_sub(ns))
             } else {
@@ -315,7 +317,7 @@ impl Executor {
             };
             let excess = excess.unwrap_or(Size::ZERO);
             let reason = excess_leg_error(&y, &n);
-            unwind_pnl = self.unwind(&entry, &cmd, excess_leg, excess).await;
+            (unwind_pnl, unwind_fill) = self.unwind(&entry, &cmd, excess_leg, excess).await;
             self.bus.trades.publish(TradeEvent::LegFailed(LegFailed {
                 trade_id: cmd.trade_id.clone(),
                 order: if ys > ns {
@@ -328,10 +330,12 @@ impl Executor {
         }
         let trade = trade(&cmd, &y, &n);
         let pnl = trade.locked_pnl() + unwind_pnl;
-        let outcome = if unwind_pnl == Usd::ZERO {
-            TradeOutcome::Hedged
-        } else {
+        // A leg failed whether or not the unwind sold anything; what is still
+        // held shows in the positions.
+        let outcome = if legs_differ {
             TradeOutcome::Unwound
+        } else {
+            TradeOutcome::Hedged
         };
         tracing::info!(
             trade = %cmd.trade_id, %pair, hedged = %trade.hedged_size(), pnl = %pnl, ?outcome,
@@ -343,7 +347,7 @@ impl Executor {
             .publish(TradeEvent::Executed(Box::new(TradeExecuted {
                 trade: trade.clone(),
             })));
-        self.finish(&cmd, outcome, pnl, leg_failed, Some((y, n)));
+        self.finish_with(&cmd, outcome, pnl, leg_failed, Some((y, n)), unwind_fill);
     }
 
     async fn retry_missing(&self, entry: &PairEntry, short: &mut LegResult, target: Size) {
@@ -381,9 +385,9 @@ impl Executor {
         cmd: &ExecuteTrade,
         leg: &LegResult,
         size: Size,
-    ) -> Usd {
+    ) -> (Usd, Option<Fill>) {
         let Some(bought) = &leg.fill else {
-            return Usd::ZERO;
+            return (Usd::ZERO, None);
         };
         // Selling an outcome hits that outcome's bids on the same venue.
         let best_bid = entry
@@ -410,7 +414,7 @@ impl Executor {
             .map_or(Usd::ZERO, |f| f.price * f.size - f.fee);
         let cost = bought.price * sold + bought.fee.per(bought.size).times(sold);
         tracing::warn!(trade = %cmd.trade_id, venue = %leg.order.venue, %sold, %proceeds, "leg risk: unwound the filled leg");
-        proceeds - cost
+        (proceeds - cost, r.fill)
     }
 
     fn finish(
@@ -420,6 +424,18 @@ impl Executor {
         pnl: Usd,
         leg_failed: bool,
         legs: Option<(LegResult, LegResult)>,
+    ) {
+        self.finish_with(cmd, outcome, pnl, leg_failed, legs, None);
+    }
+
+    fn finish_with(
+        &self,
+        cmd: &ExecuteTrade,
+        outcome: TradeOutcome,
+        pnl: Usd,
+        leg_failed: bool,
+        legs: Option<(LegResult, LegResult)>,
+        unwind_fill: Option<Fill>,
     ) {
         let (yes_fill, no_fill) = match &legs {
             Some((y, n)) => (y.fill.clone(), n.fill.clone()),
@@ -431,6 +447,7 @@ impl Executor {
             outcome,
             yes_fill,
             no_fill,
+            unwind_fill,
             pnl,
             at: now_micros(),
         });
