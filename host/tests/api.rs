@@ -899,6 +899,9 @@ async fn trades_are_listed_newest_first_with_the_total_pnl() {
     api.get("/trades/dt-404")
         .await
         .expect(StatusCode::NOT_FOUND);
+    // No fills recorded: nothing is held.
+    let held = api.get("/positions").await.expect(StatusCode::OK).json();
+    assert_eq!(held, serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
