@@ -100,6 +100,19 @@ pub fn describe(e: &reqwest::Error) -> (String, bool) {
     (text, sent)
 }
 
+/// What came back: the status, the `Retry-After` header, and the body text (or
+/// why it could not be read — the request reached the venue either way).
+pub async fn read(resp: reqwest::Response) -> (u16, Option<String>, Result<String, String>) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = resp.text().await.map_err(|e| describe(&e).0);
+    (status, retry_after, text)
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -307,21 +307,12 @@ impl KalshiRest {
                     .body(b.clone());
             }
             let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    match resp.text().await {
-                        Ok(text) => Ok((status, retry_after, text)),
-                        Err(e) => Err(KalshiError::UnreadableResponse {
-                            status,
-                            detail: http::describe(&e).0,
-                        }),
+                Ok(resp) => match http::read(resp).await {
+                    (status, retry_after, Ok(text)) => Ok((status, retry_after, text)),
+                    (status, _, Err(detail)) => {
+                        Err(KalshiError::UnreadableResponse { status, detail })
                     }
-                }
+                },
                 Err(e) => {
                     let (message, sent) = http::describe(&e);
                     Err(KalshiError::Transport { message, sent })

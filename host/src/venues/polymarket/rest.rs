@@ -381,21 +381,13 @@ impl PolymarketRest {
                     .body(b.clone());
             }
             let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    match resp.text().await {
-                        Ok(text) => Ok((status, retry_after, text)),
-                        Err(e) => Err(PolymarketError::Transport {
-                            message: http::describe(&e).0,
-                            sent: true,
-                        }),
-                    }
-                }
+                Ok(resp) => match http::read(resp).await {
+                    (status, retry_after, Ok(text)) => Ok((status, retry_after, text)),
+                    (_, _, Err(message)) => Err(PolymarketError::Transport {
+                        message,
+                        sent: true,
+                    }),
+                },
                 Err(e) => {
                     let (message, sent) = http::describe(&e);
                     Err(PolymarketError::Transport { message, sent })
