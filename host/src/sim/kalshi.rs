@@ -2,7 +2,8 @@
 //! `seq`, heartbeats, error codes), the public market REST endpoints, and the
 //! signed portfolio endpoints: V2 order creation matched against the simulated
 //! book, cancel, order, balance, positions, fills — in the current fixed-point
-//! format (PROTOCOLS.md §1.2, §1.4–§1.6).
+//! format (PROTOCOLS.md §1.2, §1.4–§1.6). Every fill of an order is pushed
+//! on each connection subscribed to the private `fill` channel.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use super::accounts::{
     SimFill, SimOrder, SimOrderStatus, broadcast, now_ms, take, total, walk, write,
 };
 use super::market::BookDiff;
-use super::{FeedEvent, KalshiAuth, Shared, fixed, read};
+use super::{FeedEvent, KalshiAuth, PrivateEvent, Shared, fixed, read};
 use crate::domain::{Level, OrderBook, Price, Side, Size, Venue};
 
 #[derive(Clone)]
@@ -120,8 +121,13 @@ fn snapshot(state: &Shared, sub: &mut Sub, ticker: &str) -> Option<String> {
 
 async fn session(state: Shared, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
-    let mut feed = read(&state).feed.subscribe();
+    let (mut feed, mut private) = {
+        let st = read(&state);
+        (st.feed.subscribe(), st.private.subscribe())
+    };
     let mut sub: Option<Sub> = None;
+    // The private `fill` subscription's sid (the handshake was authenticated).
+    let mut fill_sid: Option<u64> = None;
     let mut next_sid = 1u64;
     let mut skip_seq = false;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(10));
@@ -170,7 +176,15 @@ async fn session(state: Shared, socket: WebSocket) {
                                     }
                                     sub = Some(s);
                                 }
-                                "fill" | "user_orders" | "ticker" | "trade" => {
+                                "fill" => {
+                                    if fill_sid.is_some() {
+                                        out.push(json!({"id": id, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}}).to_string());
+                                        continue;
+                                    }
+                                    fill_sid = Some(sid);
+                                    out.push(json!({"id": id, "type": "subscribed", "msg": {"channel": ch, "sid": sid}}).to_string());
+                                }
+                                "user_orders" | "ticker" | "trade" => {
                                     out.push(json!({"id": id, "type": "subscribed", "msg": {"channel": ch, "sid": sid}}).to_string());
                                 }
                                 _ => out.push(json!({"id": id, "type": "error", "msg": {"code": 8, "msg": "Unknown channel name"}}).to_string()),
@@ -191,12 +205,23 @@ async fn session(state: Shared, socket: WebSocket) {
                         }
                     }
                     Some("unsubscribe") => {
-                        if let Some(s) = sub.take() {
+                        let sids: Vec<u64> = params.get("sids").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+                        if sids.is_empty() {
+                            out.push(json!({"id": id, "type": "error", "msg": {"code": 4, "msg": "Subscription IDs required"}}).to_string());
+                        }
+                        if sub.as_ref().is_some_and(|s| sids.contains(&s.sid))
+                            && let Some(s) = sub.take()
+                        {
                             out.push(json!({"id": id, "sid": s.sid, "seq": s.seq + 1, "type": "unsubscribed"}).to_string());
+                        }
+                        if let Some(f) = fill_sid.filter(|f| sids.contains(f)) {
+                            fill_sid = None;
+                            out.push(json!({"id": id, "sid": f, "type": "unsubscribed"}).to_string());
                         }
                     }
                     Some("list_subscriptions") => {
-                        let list: Vec<Value> = sub.iter().map(|s| json!({"channel": "orderbook_delta", "sid": s.sid})).collect();
+                        let mut list: Vec<Value> = sub.iter().map(|s| json!({"channel": "orderbook_delta", "sid": s.sid})).collect();
+                        list.extend(fill_sid.map(|f| json!({"channel": "fill", "sid": f})));
                         out.push(json!({"id": id, "type": "ok", "msg": list}).to_string());
                     }
                     Some(_) | None => out.push(json!({"id": id, "type": "error", "msg": {"code": 5, "msg": "Unknown command"}}).to_string()),
@@ -233,6 +258,21 @@ async fn session(state: Shared, socket: WebSocket) {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     if sub.take().is_some() {
                         out.push(json!({"id": 0, "type": "error", "msg": {"code": 25, "msg": "Subscription buffer overflow"}}).to_string());
+                    }
+                }
+                Err(_) => return,
+            },
+            event = private.recv() => match event {
+                Ok(PrivateEvent::KalshiFill(msg)) => {
+                    if let Some(sid) = fill_sid {
+                        out.push(json!({"type": "fill", "sid": sid, "msg": *msg}).to_string());
+                    }
+                }
+                Ok(_) => {}
+                // Fills were lost: as Kalshi does on a slow reader, end the subscription (§1.4 code 25).
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(sid) = fill_sid.take() {
+                        out.push(json!({"id": 0, "sid": sid, "type": "error", "msg": {"code": 25, "msg": "Subscription buffer overflow"}}).to_string());
                     }
                 }
                 Err(_) => return,
@@ -493,6 +533,7 @@ async fn create_order(
     let mut diff = BookDiff::default();
     let mut fee_total = Decimal::ZERO;
     let mut notional = Decimal::ZERO;
+    let mut pushed = Vec::new();
     for l in &taken {
         let yes = yes_price(req.side, l.price);
         let (book, changes) = match req.side {
@@ -511,6 +552,17 @@ async fn create_order(
         let account = &mut st.accounts.kalshi;
         let before = account.position(&req.ticker);
         let cash = fill_cash(req.side, before, l.size, yes);
+        let after = before + signed(req.side, l.size);
+        let (outcome, action) = fill_direction(req.side, before);
+        // The `fill` channel's message (§1.4), current fields only.
+        pushed.push(json!({
+            "trade_id": fill_id, "order_id": order_id, "market_ticker": req.ticker,
+            "is_taker": true, "side": outcome, "action": action,
+            "outcome_side": outcome, "book_side": req.side.as_str(),
+            "yes_price_dollars": fixed(yes.value(), 4), "count_fp": fixed(l.size.value(), 2),
+            "fee_cost": fixed(fee, 4), "post_position_fp": fixed(after, 2),
+            "client_order_id": req.client_order_id, "ts": ts_ms / 1_000, "ts_ms": ts_ms,
+        }));
         account.book_fill(
             SimFill {
                 fill_id,
@@ -551,6 +603,11 @@ async fn create_order(
         ts_ms,
     });
     broadcast(st, i, diff);
+    for msg in pushed {
+        let _ = st
+            .private
+            .send(PrivateEvent::KalshiFill(std::sync::Arc::new(msg)));
+    }
     drop(guard);
 
     let mut out = serde_json::Map::new();
@@ -569,6 +626,17 @@ async fn create_order(
     }
     out.insert("ts_ms".into(), json!(ts_ms));
     (StatusCode::CREATED, axum::Json(Value::Object(out))).into_response()
+}
+
+/// Names a fill as the legacy fields did: a bid that closes NO sells NO, an
+/// ask that closes YES sells YES, anything else buys.
+fn fill_direction(side: BookSide, position_before: Decimal) -> (&'static str, &'static str) {
+    match side {
+        BookSide::Bid if position_before < Decimal::ZERO => ("no", "sell"),
+        BookSide::Bid => ("yes", "buy"),
+        BookSide::Ask if position_before > Decimal::ZERO => ("yes", "sell"),
+        BookSide::Ask => ("no", "buy"),
+    }
 }
 
 /// The YES price of a fill against a level of the book the side takes.
@@ -708,14 +776,12 @@ async fn fills(
         .filter(|f| q.get("ticker").is_none_or(|t| *t == f.market))
         .filter(|f| q.get("order_id").is_none_or(|o| *o == f.order_id))
         .map(|f| {
-            // Name the fill as the legacy fields did: a bid that closes NO sells
-            // NO, an ask that closes YES sells YES, anything else buys.
-            let (outcome, action) = match (f.side.as_str(), f.position_before) {
-                ("bid", p) if p < Decimal::ZERO => ("no", "sell"),
-                ("bid", _) => ("yes", "buy"),
-                (_, p) if p > Decimal::ZERO => ("yes", "sell"),
-                _ => ("no", "buy"),
+            let side = if f.side == "bid" {
+                BookSide::Bid
+            } else {
+                BookSide::Ask
             };
+            let (outcome, action) = fill_direction(side, f.position_before);
             json!({"fill_id": f.fill_id, "trade_id": f.fill_id, "order_id": f.order_id,
                 "ticker": f.market, "side": outcome, "action": action, "outcome_side": outcome,
                 "book_side": f.side, "count_fp": fixed(f.size.value(), 2),

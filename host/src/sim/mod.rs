@@ -71,6 +71,21 @@ pub enum FeedEvent {
     },
 }
 
+/// What the venues push on their private channels (Kalshi `fill`, the
+/// Polymarket user channel). Kept apart from [`FeedEvent`] so a session that
+/// lags on book changes never loses one of these.
+#[derive(Debug, Clone)]
+pub enum PrivateEvent {
+    /// The `msg` of a Kalshi `fill` message; each session adds its own `sid`.
+    KalshiFill(Arc<serde_json::Value>),
+    /// A Polymarket user-channel event (`order` or `trade`) of the market with
+    /// this condition id.
+    PolymarketUser {
+        market: String,
+        event: Arc<serde_json::Value>,
+    },
+}
+
 /// Everything the servers read.
 pub struct SimState {
     pub pairs: Vec<SimPair>,
@@ -78,6 +93,8 @@ pub struct SimState {
     /// Sent under the write lock of `markets`, so a connection that takes a
     /// snapshot and subscribes under the read lock never misses or repeats a change.
     pub feed: broadcast::Sender<FeedEvent>,
+    /// Our own fills and trades, sent under the write lock that booked them.
+    pub private: broadcast::Sender<PrivateEvent>,
     pub started: Instant,
     /// Balances, positions, orders and fills of the simulated accounts.
     pub accounts: accounts::Accounts,
@@ -142,6 +159,7 @@ pub async fn start_on(
     poly_listener: tokio::net::TcpListener,
 ) -> std::io::Result<SimHandle> {
     let (feed, _) = broadcast::channel(4096);
+    let (private, _) = broadcast::channel(4096);
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.scenario.seed);
     let markets = config
         .pairs
@@ -155,6 +173,7 @@ pub async fn start_on(
         pairs: config.pairs.clone(),
         markets,
         feed,
+        private,
         started: Instant::now(),
         accounts: accounts::Accounts::default(),
     }));

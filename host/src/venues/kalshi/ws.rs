@@ -4,6 +4,12 @@
 //! books, `seq` gaps and terminal errors answered by resubscribing, pings
 //! answered, reconnects with backoff, a fresh signature and the subscription
 //! restored (PROTOCOLS.md §1.2, §1.4).
+//!
+//! With a fill sender ([`OrderbookFeedConfig::with_fills`]) the same
+//! connection also subscribes to the private `fill` channel and publishes
+//! each of our fills as a [`KalshiFillEvent`] on that broadcast channel. A
+//! subscriber that lags loses events (broadcast semantics), so consumers that
+//! must not miss one reconcile with `GET /portfolio/fills` after a lag.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,14 +17,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::auth::KalshiSigner;
 use super::book::{BookAction, BookEvent, KalshiBookSync};
-use super::messages::{Command, NoSidePricing, ParseError, parse};
+use super::errors::WsErrorCode;
+use super::fills::{KalshiFillEvent, fill_event};
+use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, ParseError, parse};
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, PairId, Venue};
 use crate::strategy::now_micros;
@@ -34,6 +42,9 @@ pub struct OrderbookFeedConfig {
     pub pricing: NoSidePricing,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Where our fills go; `None` = no `fill` subscription. Kalshi only serves
+    /// private channels on a signed connection (§1.4).
+    pub fills: Option<broadcast::Sender<KalshiFillEvent>>,
 }
 
 impl OrderbookFeedConfig {
@@ -49,9 +60,19 @@ impl OrderbookFeedConfig {
             pricing: NoSidePricing::YesLeg,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            fills: None,
         }
     }
+
+    /// Also subscribe to the private `fill` channel and publish our fills on `tx`.
+    pub fn with_fills(mut self, tx: broadcast::Sender<KalshiFillEvent>) -> Self {
+        self.fills = Some(tx);
+        self
+    }
 }
+
+/// The `Connected` status detail once the `fill` subscription is confirmed.
+pub const FILLS_SUBSCRIBED: &str = "subscribed to fills";
 
 fn kind(e: &ParseError) -> &'static str {
     match e {
@@ -94,6 +115,9 @@ struct Session<'a> {
     sync: KalshiBookSync,
     tickers: HashMap<PairId, String>,
     next_id: u64,
+    /// The `fill` subscription: the command id until `subscribed`, then its sid.
+    fill_cmd: Option<u64>,
+    fill_sid: Option<u64>,
 }
 
 impl Session<'_> {
@@ -149,6 +173,53 @@ impl Session<'_> {
         }
     }
 
+    fn subscribe_fills(&mut self) -> Message {
+        let msg = self.command(|id| Command::subscribe_channels(id, vec![Channel::Fill]));
+        self.fill_cmd = Some(self.next_id);
+        self.fill_sid = None;
+        msg
+    }
+
+    /// Fill-channel messages; `None` when the message is not about it.
+    fn on_fill_channel(&mut self, msg: &KalshiMessage, received: u64) -> Option<Vec<Message>> {
+        let tx = self.cfg.fills.as_ref()?;
+        match msg {
+            KalshiMessage::Subscribed(s) if s.msg.channel == "fill" => {
+                self.fill_sid = Some(s.msg.sid);
+                // Said on the bus so an operator (and a test) knows fills flow now.
+                self.writer
+                    .status(FeedStatus::Connected, FILLS_SUBSCRIBED.to_string());
+                Some(Vec::new())
+            }
+            KalshiMessage::Fill(f) => {
+                match fill_event(&f.msg, received) {
+                    // No receiver is not an error: nobody is trading right now.
+                    Ok(ev) => {
+                        let _ = tx.send(ev);
+                    }
+                    Err(e) => self
+                        .writer
+                        .stats
+                        .bad_message(Venue::Kalshi, "fill", &e.to_string()),
+                }
+                Some(Vec::new())
+            }
+            KalshiMessage::Error(e)
+                if (e.sid.is_some() && e.sid == self.fill_sid)
+                    || (e.id.is_some() && e.id == self.fill_cmd && self.fill_sid.is_none()) =>
+            {
+                let code = WsErrorCode::from_code(e.msg.code);
+                tracing::warn!(?code, msg = %e.msg.msg, "kalshi fill subscription error");
+                if code.requires_resubscribe() {
+                    Some(vec![self.subscribe_fills()])
+                } else {
+                    Some(Vec::new())
+                }
+            }
+            _ => None,
+        }
+    }
+
     fn on_text(&mut self, text: &str) -> Vec<Message> {
         let received = now_micros();
         self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
@@ -164,6 +235,9 @@ impl Session<'_> {
                 return Vec::new();
             }
         };
+        if let Some(out) = self.on_fill_channel(&msg, received) {
+            return out;
+        }
         let step = self.sync.on_message(&msg, received);
         let mut out = Vec::new();
         for ev in step.events {
@@ -221,11 +295,19 @@ pub async fn run_orderbook_feed(
                 .map(|(t, p)| (p.clone(), t.clone()))
                 .collect(),
             next_id: 0,
+            fill_cmd: None,
+            fill_sid: None,
         };
         let subscribe =
             session.command(|id| Command::subscribe_orderbook(id, tickers.clone(), cfg.pricing));
         if ws.send(subscribe).await.is_err() {
             continue;
+        }
+        if cfg.fills.is_some() {
+            let fills = session.subscribe_fills();
+            if ws.send(fills).await.is_err() {
+                continue;
+            }
         }
         backoff.reset();
         writer.status(
