@@ -27,8 +27,9 @@ pub struct Host {
     pub strategy: Arc<StrategyRuntime>,
     /// The risk gate between the strategy and the executor (pause, kill, limits).
     pub risk: RiskHandle,
-    /// Every trade the executor handled (in memory until the trade store lands).
-    pub trades: Arc<crate::execution::Ledger>,
+    /// The trade store (DATABASE_URL) with this host's id: every trade the
+    /// executor handled, its orders, fills and P&L.
+    pub trades: crate::store::TradeStore,
 }
 
 impl Host {
@@ -39,6 +40,13 @@ impl Host {
     pub fn start(config: Config) -> anyhow::Result<Host> {
         let runtime = tokio::runtime::Handle::try_current()
             .context("Host::start needs a tokio runtime for the risk gate")?;
+        // The store first: a host that cannot book trades must not start.
+        let trades = runtime
+            .block_on(crate::store::TradeStore::open(
+                config.database_url.expose(),
+                &config.host_id,
+            ))
+            .context("opening the trade store (DATABASE_URL)")?;
         let books = Arc::new(BookStore::new());
         for (pair, fees) in config.pair_setups() {
             books.add(pair, fees, Size::whole(DEFAULT_POLYMARKET_MIN_SIZE));
@@ -89,7 +97,7 @@ impl Host {
             bus,
             strategy,
             risk,
-            trades: Arc::default(),
+            trades,
         })
     }
 }

@@ -131,13 +131,14 @@ pub async fn run_demo(
             Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
         )?,
     };
-    let executor = Executor::with_ledger(
+    let executor = Executor::new(
         Arc::new(clients),
         host.books.clone(),
         host.bus.clone(),
         host.risk.clone(),
         ExecutionPolicy {
             dry_run: false,
+            leg_mode: host.config.leg_mode,
             ..ExecutionPolicy::default()
         },
         host.trades.clone(),

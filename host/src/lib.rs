@@ -15,5 +15,6 @@ pub mod execution;
 pub mod feeds;
 pub mod risk;
 pub mod sim;
+pub mod store;
 pub mod strategy;
 pub mod venues;

@@ -108,6 +108,10 @@ impl TestApi {
                 token: Secret::new(token.unwrap_or_default()),
             },
             markets: vec![fed_market()],
+            database_url: Secret::new(format!(
+                "sqlite://{}",
+                root.path().join("store").join("trades.db").display()
+            )),
             ..Config::default()
         };
         let host = tokio::task::spawn_blocking(move || Host::start(config))
@@ -659,8 +663,8 @@ async fn path_traversal_names_are_refused_without_touching_files() {
         .collect();
     assert_eq!(
         outside_files.len(),
-        2,
-        "only plugins/ and victim.wasm: {outside_files:?}"
+        3,
+        "only plugins/, store/ and victim.wasm: {outside_files:?}"
     );
     assert_eq!(api.host.strategy.reports().len(), 1);
 }
@@ -883,12 +887,21 @@ async fn trades_are_listed_newest_first_with_the_total_pnl() {
         pnl: doubletime::domain::Usd::parse(pnl).unwrap(),
         at: 1,
     };
-    api.host
-        .trades
-        .record(record("dt-1", "0.40", TradeOutcome::Hedged));
-    api.host
-        .trades
-        .record(record("dt-2", "-0.25", TradeOutcome::Unwound));
+    let store = &api.host.trades;
+    for (t, at) in [
+        (record("dt-1", "0.40", TradeOutcome::Hedged), 1),
+        (record("dt-2", "-0.25", TradeOutcome::Unwound), 2),
+    ] {
+        let intent = doubletime::store::TradeIntent {
+            trade_id: t.trade_id.clone(),
+            opportunity: t.opportunity.clone(),
+            orders: vec![],
+            created_at: at,
+        };
+        store.repo.begin_trade(&store.host, &intent).await.unwrap();
+        let t = TradeRecord { at, ..t };
+        store.repo.finish_trade(&store.host, &t).await.unwrap();
+    }
     let list = api.get("/trades").await.expect(StatusCode::OK).json();
     assert_eq!(list["count"], 2);
     assert_eq!(dec(list["total_pnl"].as_str().unwrap()), dec("0.15"));

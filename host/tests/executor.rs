@@ -3,6 +3,7 @@
 //! loss recorded; a dry run sends nothing; a balance short on one venue refuses
 //! the trade before any order.
 
+mod stores;
 mod support;
 
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use doubletime::bus::{Bus, TradeEvent};
 use doubletime::config::{Config, Secret};
 use doubletime::domain::events::ExecuteTrade;
 use doubletime::domain::{Opportunity, PairFees, PairId, PolymarketFees, Size, Venue};
-use doubletime::execution::{ExecutionPolicy, Executor, TradeOutcome, VenueClients};
+use doubletime::execution::{
+    ExecutionPolicy, Executor, LegMode, Position, TradeOutcome, TradeRecord, VenueClients,
+};
 use doubletime::risk::{RiskGate, RiskHandle, RiskLimits};
 use doubletime::sim::SimHandle;
 use doubletime::venues::kalshi::rest::KalshiRest;
@@ -37,11 +40,28 @@ struct Rig {
     bus: Arc<Bus>,
     executor: Arc<Executor>,
     fees: PairFees,
+    _store: stores::TestStore,
+}
+
+impl Rig {
+    /// Finished trades from the store, newest first.
+    async fn trades(&self) -> Vec<TradeRecord> {
+        self.executor.store.repo.trades(100).await.unwrap()
+    }
+
+    async fn positions(&self) -> Vec<Position> {
+        let s = &self.executor.store;
+        s.repo.positions(&s.host).await.unwrap()
+    }
 }
 
 /// One pair on exact books ([`support::order_books`]): Kalshi YES ask 0.45×10
 /// (YES bids 0.40×10), Polymarket NO asks 0.57×10 then 0.58×20.
 async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
+    rig_with(dry_run, retry_tolerance, LegMode::Concurrent).await
+}
+
+async fn rig_with(dry_run: bool, retry_tolerance: Decimal, leg_mode: LegMode) -> Rig {
     let pair = support::pair("fed");
     let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
     let fees = PairFees {
@@ -83,14 +103,24 @@ async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
     let policy = ExecutionPolicy {
         dry_run,
         retry_tolerance,
+        leg_mode,
         ..ExecutionPolicy::default()
     };
-    let executor = Executor::new(clients, books, bus.clone(), risk, policy);
+    let store = stores::sqlite();
+    let executor = Executor::new(
+        clients,
+        books,
+        bus.clone(),
+        risk,
+        policy,
+        store.for_host("test-host").await,
+    );
     Rig {
         sim,
         bus,
         executor,
         fees,
+        _store: store,
     }
 }
 
@@ -141,15 +171,14 @@ async fn both_legs_fill_the_same_size_and_the_position_is_hedged() {
         dec!(10),
         "10 NO on Polymarket"
     );
-    let record = &rig.executor.ledger.trades()[0];
+    let record = &rig.trades().await[0];
     assert_eq!(record.outcome, TradeOutcome::Hedged);
     // $10 payout − 4.50 − 5.70 − fees: this test's books had no edge, and the P&L says so.
     assert!(record.pnl.value() < dec!(-0.2), "{}", record.pnl);
     // Our positions agree with the venues'.
     let held: Vec<_> = rig
-        .executor
-        .ledger
         .positions()
+        .await
         .into_iter()
         .map(|p| (p.venue, p.outcome, p.contracts))
         .collect();
@@ -176,10 +205,7 @@ async fn a_missing_leg_is_retried_within_the_tolerance() {
         panic!("expected an executed trade")
     };
     assert_eq!(done.trade.hedged_size(), Size::whole(10));
-    assert_eq!(
-        rig.executor.ledger.trades()[0].outcome,
-        TradeOutcome::Hedged
-    );
+    assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,13 +230,10 @@ async fn a_leg_that_will_not_fill_gets_the_other_unwound_with_its_loss() {
     assert_eq!(done.trade.hedged_size(), Size::ZERO);
     // Bought 10 YES at 0.45, sold them back at the 0.40 bid: flat, with the loss booked.
     assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(0));
-    let record = &rig.executor.ledger.trades()[0];
+    let record = &rig.trades().await[0];
     assert_eq!(record.outcome, TradeOutcome::Unwound);
-    assert!(
-        rig.executor.ledger.positions().is_empty(),
-        "flat after the unwind: {:?}",
-        rig.executor.ledger.positions()
-    );
+    let held = rig.positions().await;
+    assert!(held.is_empty(), "flat after the unwind: {held:?}");
     assert!(record.pnl.value() <= dec!(-0.50), "{}", record.pnl);
 }
 
@@ -220,10 +243,7 @@ async fn a_dry_run_records_the_trade_and_sends_nothing() {
     rig.executor
         .execute(execute(&rig, "t4", "0.45", "0.57", 10))
         .await;
-    assert_eq!(
-        rig.executor.ledger.trades()[0].outcome,
-        TradeOutcome::DryRun
-    );
+    assert_eq!(rig.trades().await[0].outcome, TradeOutcome::DryRun);
     assert!(rig.sim.fills(Venue::Kalshi).is_empty() && rig.sim.fills(Venue::Polymarket).is_empty());
 }
 
@@ -234,7 +254,7 @@ async fn a_balance_short_on_one_venue_refuses_before_any_order() {
     rig.executor
         .execute(execute(&rig, "t5", "0.45", "0.57", 10))
         .await;
-    let record = &rig.executor.ledger.trades()[0];
+    let record = &rig.trades().await[0];
     assert!(
         matches!(&record.outcome, TradeOutcome::Refused(why) if why.contains("polymarket")),
         "{:?}",
@@ -244,4 +264,75 @@ async fn a_balance_short_on_one_venue_refuses_before_any_order() {
         rig.sim.fills(Venue::Kalshi).is_empty(),
         "the first leg was never sent"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trade_id_sent_again_never_doubles_an_order() {
+    let rig = rig(false, dec!(0.01)).await;
+    rig.executor
+        .execute(execute(&rig, "t6", "0.45", "0.57", 5))
+        .await;
+    let kalshi = rig.sim.fills(Venue::Kalshi).len();
+    let poly = rig.sim.fills(Venue::Polymarket).len();
+    assert!(kalshi > 0 && poly > 0, "the first run traded");
+    // The same approval delivered twice (a replayed message, a retry): the
+    // store refuses a second intent for the trade id, so nothing is sent.
+    rig.executor
+        .execute(execute(&rig, "t6", "0.45", "0.57", 5))
+        .await;
+    assert_eq!(rig.sim.fills(Venue::Kalshi).len(), kalshi);
+    assert_eq!(rig.sim.fills(Venue::Polymarket).len(), poly);
+    assert_eq!(rig.trades().await.len(), 1);
+    assert_eq!(rig.executor.store_errors(), 1, "the refusal is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_and_fill_is_booked_and_nothing_is_left_open() {
+    let rig = rig(false, dec!(0.0)).await;
+    rig.executor
+        .execute(execute(&rig, "t7", "0.45", "0.50", 10))
+        .await;
+    let store = &rig.executor.store;
+    assert!(
+        store
+            .repo
+            .open_trades(&store.host)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let t = store.repo.trade("t7").await.unwrap().expect("booked");
+    assert_eq!(t.outcome, TradeOutcome::Unwound);
+    assert!(t.unwind_fill.is_some(), "the unwind sale is on the record");
+    let approvals = store.repo.opportunities(&store.host, 10).await.unwrap();
+    assert_eq!(approvals[0].trade_id.as_deref(), Some("t7"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_legs_send_the_thinner_leg_first_and_stop_when_it_fails() {
+    let rig = rig_with(false, dec!(0.0), LegMode::Sequential).await;
+    // NO at 0.50 has no depth on Polymarket (asks start at 0.57): it goes
+    // first, fails, and the Kalshi leg is never sent — no leg risk at all.
+    rig.executor
+        .execute(execute(&rig, "t8", "0.45", "0.50", 10))
+        .await;
+    assert!(
+        rig.sim.fills(Venue::Kalshi).is_empty(),
+        "the second leg was not sent"
+    );
+    assert!(matches!(
+        rig.trades().await[0].outcome,
+        TradeOutcome::NotFilled(_)
+    ));
+    assert!(rig.positions().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_legs_hedge_when_both_fill() {
+    let rig = rig_with(false, dec!(0.0), LegMode::Sequential).await;
+    rig.executor
+        .execute(execute(&rig, "t9", "0.45", "0.57", 10))
+        .await;
+    assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
+    assert_eq!(rig.positions().await.len(), 2);
 }

@@ -69,6 +69,10 @@ impl TestApi {
                 support::market_config("fed", true),
                 support::market_config("loose", false),
             ],
+            database_url: Secret::new(format!(
+                "sqlite://{}",
+                root.path().join("trades.db").display()
+            )),
             ..Config::default()
         };
         let host = tokio::task::spawn_blocking(move || Host::start(config))

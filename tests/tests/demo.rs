@@ -118,9 +118,10 @@ fn write_config(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     let config = dir.join("doubletime.toml");
     let cache = workspace().join("target/plugin-cache");
     let text = format!(
-        "plugins_dir = {:?}\nplugin_cache_dir = {:?}\n{PAIRS}",
+        "plugins_dir = {:?}\nplugin_cache_dir = {:?}\ndatabase_url = {:?}\n{PAIRS}",
         plugins().display().to_string(),
-        cache.display().to_string()
+        cache.display().to_string(),
+        format!("sqlite://{}", dir.join("trades.db").display())
     );
     std::fs::write(&config, text).unwrap();
     let scenario = dir.join("scenario.toml");

@@ -11,7 +11,7 @@ use super::{ApiError, ApiState};
 use crate::domain::Usd;
 use crate::execution::TradeRecord;
 
-/// All trades of this run and their total P&L.
+/// The newest trades and the total P&L of this host.
 #[derive(Serialize, ToSchema)]
 pub struct TradeList {
     pub count: usize,
@@ -25,14 +25,31 @@ pub struct TradeList {
 /// Every trade, newest first.
 #[utoipa::path(get, path = "/trades", tag = "trading",
     responses((status = 200, description = "trades and total P&L", body = TradeList)))]
-pub async fn list_trades(State(state): State<ApiState>) -> Json<TradeList> {
-    let mut trades = state.host.trades.trades();
-    trades.reverse();
-    Json(TradeList {
+pub async fn list_trades(State(state): State<ApiState>) -> Result<Json<TradeList>, ApiError> {
+    let store = &state.host.trades;
+    let trades = store
+        .repo
+        .trades(TRADES_LISTED)
+        .await
+        .map_err(store_error)?;
+    let total_pnl = store
+        .repo
+        .pnl_since(&store.host, 0)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(TradeList {
         count: trades.len(),
-        total_pnl: state.host.trades.pnl(),
+        total_pnl,
         trades,
-    })
+    }))
+}
+
+/// How many trades `GET /trades` lists.
+const TRADES_LISTED: u32 = 500;
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    tracing::warn!(error = %e, "API: trade store read failed");
+    ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// One trade by id.
@@ -49,7 +66,10 @@ pub async fn trade(
     state
         .host
         .trades
-        .get(&id)
+        .repo
+        .trade(&id)
+        .await
+        .map_err(store_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trade '{id}'")))
 }
@@ -57,6 +77,15 @@ pub async fn trade(
 /// Contracts held per pair, venue and outcome, from the executor's fills.
 #[utoipa::path(get, path = "/positions", tag = "trading",
     responses((status = 200, description = "non-zero holdings", body = [Object])))]
-pub async fn positions(State(state): State<ApiState>) -> Json<Vec<crate::execution::Position>> {
-    Json(state.host.trades.positions())
+pub async fn positions(
+    State(state): State<ApiState>,
+) -> Result<Json<Vec<crate::execution::Position>>, ApiError> {
+    let store = &state.host.trades;
+    Ok(Json(
+        store
+            .repo
+            .positions(&store.host)
+            .await
+            .map_err(store_error)?,
+    ))
 }

@@ -186,6 +186,13 @@ pub struct Config {
     pub minimum_wallet_balance: Decimal,
     /// `sqlite://path` (default) or `postgres://...`.
     pub database_url: Secret,
+    /// This host's name in a shared trade store: it owns the market pairs it
+    /// trades, and finds its own unfinished trades after a restart. Keep it
+    /// stable across restarts (default: `doubletime-<hostname>`).
+    pub host_id: String,
+    /// How both legs go out: `concurrent` (default) or `sequential` (the less
+    /// liquid leg first, the other only after it fills).
+    pub leg_mode: crate::execution::LegMode,
     /// Folder of `*.wasm` strategy plugins, watched for changes.
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached by content hash.
@@ -209,6 +216,8 @@ impl Default for Config {
             shutdown_balance: Decimal::ZERO,
             minimum_wallet_balance: Decimal::ZERO,
             database_url: Secret::new("sqlite://var/doubletime.db"),
+            host_id: default_host_id(),
+            leg_mode: crate::execution::LegMode::Concurrent,
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             api: ApiConfig::default(),
@@ -218,6 +227,16 @@ impl Default for Config {
             plugins: Default::default(),
         }
     }
+}
+
+/// `doubletime-<hostname>`: stable across restarts of the same machine.
+fn default_host_id() -> String {
+    let name = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into());
+    format!("doubletime-{name}")
 }
 
 fn parse_env<T: FromStr>(name: &str, raw: &str) -> Result<T, ConfigError>
@@ -287,6 +306,12 @@ impl Config {
         }
         if let Some(v) = env("DATABASE_URL") {
             self.database_url = Secret::new(v);
+        }
+        if let Some(v) = env("DOUBLETIME_HOST_ID") {
+            self.host_id = v;
+        }
+        if let Some(v) = env("DOUBLETIME_LEG_MODE") {
+            self.leg_mode = parse_env("DOUBLETIME_LEG_MODE", &v)?;
         }
         if let Some(v) = env("KALSHI_FEE_RATE") {
             self.kalshi.fee_rate = parse_env("KALSHI_FEE_RATE", &v)?;
@@ -365,6 +390,12 @@ impl Config {
             return Err(invalid(
                 "DATABASE_URL",
                 "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.host_id.trim().is_empty() || self.host_id.len() > 100 {
+            return Err(invalid(
+                "DOUBLETIME_HOST_ID",
+                "must be 1 to 100 characters, the same across restarts",
             ));
         }
         let mut seen = std::collections::HashSet::new();

@@ -10,10 +10,16 @@
 //! unwound at the best bid and the realised loss is recorded (leg risk).
 //! In dry run everything up to the order request runs and the would-be trade
 //! is recorded; no order leaves the host.
+//!
+//! Everything is booked in the trade store: the intent and its planned orders
+//! are written before the first order leaves (a store that cannot write
+//! refuses the trade), every order's fate and fill as it comes back, the
+//! outcome and P&L at the end. Trades a crash left open are settled from the
+//! venues at start-up by [`Executor::reconcile`].
 
-mod ledger;
+mod record;
 
-pub use ledger::{Ledger, Position, TradeOutcome, TradeRecord};
+pub use record::{Position, TradeOutcome, TradeRecord};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,16 +33,40 @@ use crate::domain::{
     Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, Trade, Usd, Venue,
 };
 use crate::risk::RiskHandle;
+use crate::store::{OrderStatus, TradeIntent, TradeStore};
 use crate::strategy::now_micros;
 use crate::venues::kalshi::rest::KalshiRest;
 use crate::venues::polymarket::TickSize;
 use crate::venues::polymarket::orders::max_marketable_buy_size;
 use crate::venues::polymarket::rest::PolymarketRest;
 
+/// How the two legs go out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegMode {
+    /// Both at once: the fastest, and the usual choice when both books are deep.
+    #[default]
+    Concurrent,
+    /// The less liquid leg first; the other only once it filled, for what it filled.
+    Sequential,
+}
+
+impl std::str::FromStr for LegMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "concurrent" => Ok(LegMode::Concurrent),
+            "sequential" => Ok(LegMode::Sequential),
+            other => Err(format!("'{other}' is not concurrent or sequential")),
+        }
+    }
+}
+
 /// How the executor handles leg risk.
 #[derive(Debug, Clone)]
 pub struct ExecutionPolicy {
     pub dry_run: bool,
+    pub leg_mode: LegMode,
     /// How far past its planned price the missing leg may be retried.
     pub retry_tolerance: Decimal,
     pub retry_attempts: u32,
@@ -47,6 +77,7 @@ impl Default for ExecutionPolicy {
     fn default() -> Self {
         ExecutionPolicy {
             dry_run: true,
+            leg_mode: LegMode::Concurrent,
             retry_tolerance: Decimal::new(1, 2),
             retry_attempts: 2,
             retry_window: Duration::from_millis(500),
@@ -66,36 +97,29 @@ pub struct Executor {
     bus: Arc<Bus>,
     risk: RiskHandle,
     policy: ExecutionPolicy,
-    pub ledger: Arc<Ledger>,
+    pub store: TradeStore,
+    /// Writes the store could not make after an order went out (logged, counted).
+    store_errors: std::sync::atomic::AtomicU64,
 }
 
 /// What one leg did.
 #[derive(Debug, Clone)]
 struct LegResult {
     order: Order,
+    venue_order_id: Option<String>,
     fill: Option<Fill>,
     error: Option<String>,
 }
 
 impl Executor {
+    /// An executor booking into `store` (the host's, so the API sees it).
     pub fn new(
         clients: Arc<VenueClients>,
         books: Arc<BookStore>,
         bus: Arc<Bus>,
         risk: RiskHandle,
         policy: ExecutionPolicy,
-    ) -> Arc<Self> {
-        Self::with_ledger(clients, books, bus, risk, policy, Arc::default())
-    }
-
-    /// An executor that records into `ledger` (the host's, so the API sees it).
-    pub fn with_ledger(
-        clients: Arc<VenueClients>,
-        books: Arc<BookStore>,
-        bus: Arc<Bus>,
-        risk: RiskHandle,
-        policy: ExecutionPolicy,
-        ledger: Arc<Ledger>,
+        store: TradeStore,
     ) -> Arc<Self> {
         Arc::new(Executor {
             clients,
@@ -103,8 +127,28 @@ impl Executor {
             bus,
             risk,
             policy,
-            ledger,
+            store,
+            store_errors: Default::default(),
         })
+    }
+
+    /// Store writes that failed after an order had gone out.
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Logs and counts a write the store refused once orders are out: the
+    /// trade goes on (the venues hold the truth; reconciliation reads it back).
+    fn booked<T>(&self, what: &str, r: crate::store::StoreResult<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.store_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "trade store: could not book {what}");
+                None
+            }
+        }
     }
 
     /// Consumes `ExecuteTrade` from the bus (lossless) until the bus goes away.
@@ -187,7 +231,15 @@ impl Executor {
         Ok(b)
     }
 
-    async fn place(&self, entry: &PairEntry, order: Order) -> LegResult {
+    /// Sends one order and books what came back (its fate, then its fill).
+    async fn place(&self, entry: &PairEntry, trade_id: &str, order: Order) -> LegResult {
+        let leg = self.send(entry, order).await;
+        self.book_leg(trade_id, &leg).await;
+        leg
+    }
+
+    /// Sends one order; nothing is booked (the caller books, off the order path).
+    async fn send(&self, entry: &PairEntry, order: Order) -> LegResult {
         let at = now_micros();
         let outcome = match order.venue {
             Venue::Kalshi => match self
@@ -196,7 +248,7 @@ impl Executor {
                 .create_order(&order, &entry.pair.kalshi_ticker)
                 .await
             {
-                Ok(r) => Ok(r.to_fill(&order, at)),
+                Ok(r) => Ok((Some(r.order_id.clone()), r.to_fill(&order, at))),
                 Err(e) => Err(e.to_string()),
             },
             Venue::Polymarket => {
@@ -211,27 +263,76 @@ impl Executor {
                     .post_order(&order, token, tick, entry.pair.neg_risk)
                     .await
                 {
-                    Ok(r) => Ok(r.to_fill(&order, &entry.fees.polymarket, at)),
+                    Ok(r) => Ok((
+                        Some(r.order_id.clone()),
+                        r.to_fill(&order, &entry.fees.polymarket, at),
+                    )),
                     Err(e) => Err(e.to_string()),
                 }
             }
         };
         match outcome {
-            Ok(fill) => LegResult {
+            Ok((venue_order_id, fill)) => LegResult {
                 order,
+                venue_order_id: venue_order_id.filter(|id| !id.is_empty()),
                 fill,
                 error: None,
             },
             Err(e) => LegResult {
                 order,
+                venue_order_id: None,
                 fill: None,
                 error: Some(e),
             },
         }
     }
 
+    /// Books an order's fate and its fill.
+    async fn book_leg(&self, trade_id: &str, leg: &LegResult) {
+        let status = match (&leg.fill, &leg.error) {
+            (Some(f), _) if f.size == leg.order.size => OrderStatus::Filled,
+            (Some(_), _) => OrderStatus::PartiallyFilled,
+            (None, _) => OrderStatus::Rejected,
+        };
+        let repo = &self.store.repo;
+        let updated = repo
+            .update_order(
+                &leg.order.client_order_id,
+                status,
+                leg.venue_order_id.as_deref(),
+                leg.error.as_deref(),
+                now_micros(),
+            )
+            .await;
+        self.booked("an order's fate", updated);
+        if let Some(fill) = &leg.fill {
+            let recorded = repo.record_fill(&self.store.host, trade_id, fill).await;
+            self.booked("a fill", recorded);
+        }
+    }
+
+    /// Writes an order of an open trade before it is sent; `false` means do not send it.
+    async fn plan(&self, trade_id: &str, order: &Order) -> bool {
+        let r = self
+            .store
+            .repo
+            .add_order(&self.store.host, trade_id, order, now_micros())
+            .await;
+        self.booked("a planned order", r).is_some()
+    }
+
     fn filled(leg: &LegResult) -> Size {
         leg.fill.as_ref().map_or(Size::ZERO, |f| f.size)
+    }
+
+    /// The order book depth on the venue an order goes to, at or better than its limit.
+    fn depth(entry: &PairEntry, order: &Order) -> Size {
+        let state = entry.state();
+        state
+            .venue(order.venue)
+            .ask_ladder(order.venue, order.outcome)
+            .take_while(|l| l.price <= order.limit)
+            .fold(Size::ZERO, |acc, l| acc + l.size)
     }
 
     pub async fn execute(&self, cmd: ExecuteTrade) {
@@ -241,18 +342,17 @@ impl Executor {
             return;
         };
         let Some((yes, no)) = self.legs(&cmd) else {
-            self.finish(
-                &cmd,
-                TradeOutcome::Refused("no size fits both venues' grids".into()),
-                Usd::ZERO,
-                false,
-                None,
-            );
-            return;
+            return self
+                .refuse(
+                    &cmd,
+                    vec![],
+                    TradeOutcome::Refused("no size fits both venues' grids".into()),
+                )
+                .await;
         };
         if self.policy.dry_run {
             tracing::info!(trade = %cmd.trade_id, %pair, size = %yes.size, "dry run: would buy YES on {} and NO on {}", yes.venue, no.venue);
-            self.finish(&cmd, TradeOutcome::DryRun, Usd::ZERO, false, None);
+            self.refuse(&cmd, vec![yes, no], TradeOutcome::DryRun).await;
             self.risk.set_exposure(pair, Usd::ZERO);
             return;
         }
@@ -260,31 +360,99 @@ impl Executor {
         let (kb, pb) = tokio::join!(self.balance(Venue::Kalshi), self.balance(Venue::Polymarket));
         for (venue, balance) in [(Venue::Kalshi, kb), (Venue::Polymarket, pb)] {
             let needed = cmd.opportunity.cash_needed(venue);
-            match balance {
-                Ok(b) if b >= needed => {}
-                Ok(b) => {
-                    return self.finish(
-                        &cmd,
-                        TradeOutcome::Refused(format!(
-                            "{venue} balance {b} below the {needed} needed"
-                        )),
-                        Usd::ZERO,
-                        false,
-                        None,
-                    );
-                }
-                Err(e) => {
-                    return self.finish(
-                        &cmd,
-                        TradeOutcome::Refused(format!("{venue} balance unknown: {e}")),
-                        Usd::ZERO,
-                        false,
-                        None,
-                    );
-                }
-            }
+            let refusal = match balance {
+                Ok(b) if b >= needed => continue,
+                Ok(b) => format!("{venue} balance {b} below the {needed} needed"),
+                Err(e) => format!("{venue} balance unknown: {e}"),
+            };
+            return self
+                .refuse(&cmd, vec![yes, no], TradeOutcome::Refused(refusal))
+                .await;
         }
-        let (mut y, mut n) = tokio::join!(self.place(&entry, yes), self.place(&entry, no));
+        // The intent before any order: a crash from here on is found at start-up.
+        let intent = TradeIntent {
+            trade_id: cmd.trade_id.clone(),
+            opportunity: cmd.opportunity.clone(),
+            orders: vec![yes.clone(), no.clone()],
+            created_at: now_micros(),
+        };
+        if let Err(e) = self.store.repo.begin_trade(&self.store.host, &intent).await {
+            tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
+            self.store_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.risk.trade_finished(&pair, Usd::ZERO, false);
+            return;
+        }
+        let (y, n) = match self.policy.leg_mode {
+            LegMode::Concurrent => {
+                let (y, n) = tokio::join!(self.send(&entry, yes), self.send(&entry, no));
+                // Booked after both answers, so the store never delays the second leg.
+                tokio::join!(
+                    self.book_leg(&cmd.trade_id, &y),
+                    self.book_leg(&cmd.trade_id, &n)
+                );
+                (y, n)
+            }
+            LegMode::Sequential => self.sequential(&entry, &cmd.trade_id, yes, no).await,
+        };
+        self.settle(&entry, &cmd, y, n).await;
+    }
+
+    /// The less liquid leg first; the other for what the first filled.
+    async fn sequential(
+        &self,
+        entry: &PairEntry,
+        trade_id: &str,
+        yes: Order,
+        no: Order,
+    ) -> (LegResult, LegResult) {
+        let yes_first = Self::depth(entry, &yes) <= Self::depth(entry, &no);
+        let (first, second) = if yes_first { (yes, no) } else { (no, yes) };
+        let first = self.place(entry, trade_id, first).await;
+        let filled = Self::filled(&first);
+        let second = if filled.is_zero() {
+            let why = "not sent: the first leg did not fill".to_string();
+            let r = self
+                .store
+                .repo
+                .update_order(
+                    &second.client_order_id,
+                    OrderStatus::NotSent,
+                    None,
+                    Some(&why),
+                    now_micros(),
+                )
+                .await;
+            self.booked("an order's fate", r);
+            LegResult {
+                order: second,
+                venue_order_id: None,
+                fill: None,
+                error: Some(why),
+            }
+        } else {
+            // Only what the first leg filled, so the two stay equal.
+            let second = Order {
+                size: filled,
+                ..second
+            };
+            self.place(entry, trade_id, second).await
+        };
+        if yes_first {
+            (first, second)
+        } else {
+            (second, first)
+        }
+    }
+
+    /// Both legs are back: hedge, retry the short leg, or unwind the excess; then book the outcome.
+    async fn settle(
+        &self,
+        entry: &PairEntry,
+        cmd: &ExecuteTrade,
+        mut y: LegResult,
+        mut n: LegResult,
+    ) {
         let (ys, ns) = (Self::filled(&y), Self::filled(&n));
         if ys.is_zero() && ns.is_zero() {
             let why = format!(
@@ -292,18 +460,22 @@ impl Executor {
                 y.error.clone().unwrap_or_default(),
                 n.error.clone().unwrap_or_default()
             );
-            return self.finish(
-                &cmd,
-                TradeOutcome::NotFilled(why),
-                Usd::ZERO,
-                false,
-                Some((y, n)),
-            );
+            return self
+                .finish(
+                    cmd,
+                    TradeOutcome::NotFilled(why),
+                    Usd::ZERO,
+                    false,
+                    Some((y, n)),
+                    None,
+                )
+                .await;
         }
         // Leg risk: retry the missing (or short) leg within the tolerance, then unwind the excess.
         if ys != ns {
             let (short, long) = if ys < ns { (&mut y, &n) } else { (&mut n, &y) };
-            self.retry_missing(&entry, short, Self::filled(long)).await;
+            self.retry_missing(entry, &cmd.trade_id, short, Self::filled(long))
+                .await;
         }
         let (ys, ns) = (Self::filled(&y), Self::filled(&n));
         let mut unwind_pnl = Usd::ZERO;
@@ -317,7 +489,7 @@ impl Executor {
             };
             let excess = excess.unwrap_or(Size::ZERO);
             let reason = excess_leg_error(&y, &n);
-            (unwind_pnl, unwind_fill) = self.unwind(&entry, &cmd, excess_leg, excess).await;
+            (unwind_pnl, unwind_fill) = self.unwind(entry, &cmd.trade_id, excess_leg, excess).await;
             self.bus.trades.publish(TradeEvent::LegFailed(LegFailed {
                 trade_id: cmd.trade_id.clone(),
                 order: if ys > ns {
@@ -328,7 +500,7 @@ impl Executor {
                 reason,
             }));
         }
-        let trade = trade(&cmd, &y, &n);
+        let trade = trade(cmd, &y, &n);
         let pnl = trade.locked_pnl() + unwind_pnl;
         // A leg failed whether or not the unwind sold anything; what is still
         // held shows in the positions.
@@ -338,8 +510,8 @@ impl Executor {
             TradeOutcome::Hedged
         };
         tracing::info!(
-            trade = %cmd.trade_id, %pair, hedged = %trade.hedged_size(), pnl = %pnl, ?outcome,
-            total_pnl = %(self.ledger.pnl() + pnl), "trade done"
+            trade = %cmd.trade_id, pair = %cmd.opportunity.pair, hedged = %trade.hedged_size(), pnl = %pnl, ?outcome,
+            "trade done"
         );
         let leg_failed = outcome == TradeOutcome::Unwound;
         self.bus
@@ -347,10 +519,17 @@ impl Executor {
             .publish(TradeEvent::Executed(Box::new(TradeExecuted {
                 trade: trade.clone(),
             })));
-        self.finish_with(&cmd, outcome, pnl, leg_failed, Some((y, n)), unwind_fill);
+        self.finish(cmd, outcome, pnl, leg_failed, Some((y, n)), unwind_fill)
+            .await;
     }
 
-    async fn retry_missing(&self, entry: &PairEntry, short: &mut LegResult, target: Size) {
+    async fn retry_missing(
+        &self,
+        entry: &PairEntry,
+        trade_id: &str,
+        short: &mut LegResult,
+        target: Size,
+    ) {
         let deadline = tokio::time::Instant::now() + self.policy.retry_window;
         for attempt in 1..=self.policy.retry_attempts {
             if tokio::time::Instant::now() >= deadline {
@@ -370,7 +549,10 @@ impl Executor {
                 size: missing,
                 ..short.order.clone()
             };
-            let r = self.place(entry, order).await;
+            if !self.plan(trade_id, &order).await {
+                return;
+            }
+            let r = self.place(entry, trade_id, order).await;
             if let Some(f) = r.fill {
                 let prior = short.fill.take();
                 short.fill = Some(merge(prior, f));
@@ -382,7 +564,7 @@ impl Executor {
     async fn unwind(
         &self,
         entry: &PairEntry,
-        cmd: &ExecuteTrade,
+        trade_id: &str,
         leg: &LegResult,
         size: Size,
     ) -> (Usd, Option<Fill>) {
@@ -406,29 +588,39 @@ impl Executor {
             time_in_force: TimeInForce::ImmediateOrCancel,
             ..leg.order.clone()
         };
-        let r = self.place(entry, order).await;
+        if !self.plan(trade_id, &order).await {
+            return (Usd::ZERO, None);
+        }
+        let r = self.place(entry, trade_id, order).await;
         let sold = r.fill.as_ref().map_or(Size::ZERO, |f| f.size);
         let proceeds = r
             .fill
             .as_ref()
             .map_or(Usd::ZERO, |f| f.price * f.size - f.fee);
         let cost = bought.price * sold + bought.fee.per(bought.size).times(sold);
-        tracing::warn!(trade = %cmd.trade_id, venue = %leg.order.venue, %sold, %proceeds, "leg risk: unwound the filled leg");
+        tracing::warn!(trade = %trade_id, venue = %leg.order.venue, %sold, %proceeds, "leg risk: unwound the filled leg");
         (proceeds - cost, r.fill)
     }
 
-    fn finish(
-        &self,
-        cmd: &ExecuteTrade,
-        outcome: TradeOutcome,
-        pnl: Usd,
-        leg_failed: bool,
-        legs: Option<(LegResult, LegResult)>,
-    ) {
-        self.finish_with(cmd, outcome, pnl, leg_failed, legs, None);
+    /// Books a trade that sends no order (refused or dry run): intent and outcome at once.
+    async fn refuse(&self, cmd: &ExecuteTrade, orders: Vec<Order>, outcome: TradeOutcome) {
+        let intent = TradeIntent {
+            trade_id: cmd.trade_id.clone(),
+            opportunity: cmd.opportunity.clone(),
+            orders,
+            created_at: now_micros(),
+        };
+        let r = self.store.repo.begin_trade(&self.store.host, &intent).await;
+        if self.booked("a refused trade", r).is_some() {
+            self.finish(cmd, outcome, Usd::ZERO, false, None, None)
+                .await;
+        } else {
+            self.risk
+                .trade_finished(&cmd.opportunity.pair, Usd::ZERO, false);
+        }
     }
 
-    fn finish_with(
+    async fn finish(
         &self,
         cmd: &ExecuteTrade,
         outcome: TradeOutcome,
@@ -441,7 +633,7 @@ impl Executor {
             Some((y, n)) => (y.fill.clone(), n.fill.clone()),
             None => (None, None),
         };
-        self.ledger.record(TradeRecord {
+        let record = TradeRecord {
             trade_id: cmd.trade_id.clone(),
             opportunity: cmd.opportunity.clone(),
             outcome,
@@ -450,7 +642,13 @@ impl Executor {
             unwind_fill,
             pnl,
             at: now_micros(),
-        });
+        };
+        let r = self
+            .store
+            .repo
+            .finish_trade(&self.store.host, &record)
+            .await;
+        self.booked("a trade's outcome", r);
         self.risk
             .trade_finished(&cmd.opportunity.pair, pnl, leg_failed);
     }
