@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod execution;
 pub mod feeds;
+pub mod replay;
 pub mod risk;
 pub mod sim;
 pub mod store;

@@ -51,6 +51,21 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
+    /// Feed a recording (`--record`) through the parsers, books and plugins,
+    /// with no network and no orders, and print what each plugin found.
+    Replay {
+        /// The JSON-lines recording.
+        file: PathBuf,
+        /// Plugins to replay with (default: the configured plugins folder).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// `max` (as fast as the host goes) or a multiple of the recorded pace.
+        #[arg(long, default_value = "max")]
+        speed: doubletime::replay::Speed,
+        /// Print the report as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
 }
@@ -67,11 +82,20 @@ fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // `.env` fills in variables that are not already set in the environment.
     let _ = dotenvy::dotenv();
+    // Reports go to stdout; their log goes to stderr so the two never mix.
+    let log_to_stderr = matches!(cli.command, Some(Command::Replay { .. }));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if log_to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        })
         .init();
     let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())?;
     match cli.command.unwrap_or(Command::Run { duration: None }) {
@@ -98,6 +122,25 @@ fn real_main() -> anyhow::Result<()> {
                 scenario,
                 cli.record,
             ))
+        }
+        Command::Replay {
+            file,
+            plugins,
+            speed,
+            json,
+        } => {
+            let opts = doubletime::replay::ReplayOptions {
+                file,
+                plugins_dir: plugins.unwrap_or_else(|| config.plugins_dir.clone()),
+                speed,
+            };
+            let report = doubletime::replay::replay(&config, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_markdown());
+            }
+            Ok(())
         }
         Command::Sim { scenario } => {
             let rt = tokio::runtime::Runtime::new()?;

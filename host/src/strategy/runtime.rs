@@ -136,6 +136,8 @@ enum Command {
         markets: Arc<Vec<MarketInfo>>,
         generation: u64,
     },
+    /// Evaluate every book change published so far, then answer.
+    Drain { done: mpsc::Sender<()> },
 }
 
 struct Slot {
@@ -529,6 +531,21 @@ impl StrategyRuntime {
             .collect()
     }
 
+    /// Returns once every book change published before the call has been
+    /// evaluated by every active plugin: replay uses it after each message so
+    /// that each change is evaluated on its own (no coalescing) and a replay's
+    /// counts do not depend on thread timing.
+    pub fn drain(&self) {
+        let (done, wait) = mpsc::channel();
+        self.send(Command::Drain { done });
+        let _ = wait.recv();
+    }
+
+    /// The exact tally of the opportunities `name` found.
+    pub fn edges(&self, name: &str) -> Option<super::stats::EdgeTally> {
+        self.shared.registry().get(name).map(|r| r.stats.edges())
+    }
+
     /// Book changes evaluated so far (each by every active plugin, exactly once).
     pub fn evaluations(&self) -> u64 {
         self.shared.evaluations.load(Ordering::Relaxed)
@@ -635,6 +652,12 @@ impl Worker {
             // Commands first: a swap lands between two evaluations.
             loop {
                 match control.try_recv() {
+                    Ok(Command::Drain { done }) => {
+                        while let Some((pair, changed)) = books.try_recv() {
+                            self.evaluate(&pair, changed);
+                        }
+                        let _ = done.send(());
+                    }
                     Ok(cmd) => self.apply(cmd),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => return,
@@ -727,6 +750,10 @@ impl Worker {
                 };
                 let _ = done.send(result);
             }
+            // Handled in `run`, which owns the book queue.
+            Command::Drain { done } => {
+                let _ = done.send(());
+            }
             Command::Markets {
                 markets,
                 generation,
@@ -800,6 +827,7 @@ impl Worker {
                             &entry.fees,
                             now,
                         );
+                        slot.stats.found(entry.index, &opp);
                         if best.as_ref().is_none_or(|b| opp.net_edge > b.net_edge) {
                             best = Some(opp);
                         }

@@ -1,10 +1,14 @@
-//! Per-plugin counters and a lock-free latency histogram.
+//! Per-plugin counters, a lock-free latency histogram, and the exact tally of
+//! the opportunities a plugin found (for replay reports).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::domain::{Opportunity, Price, Size, Usd, Venue};
 
 /// Log-linear buckets: 16 per power of two from 1 ns to ~17 s; quantiles
 /// are accurate to about 6 %.
@@ -92,6 +96,35 @@ pub struct LatencySummary {
     pub p999_ns: u64,
 }
 
+/// One opportunity as a trader tells two apart: the same pair, direction,
+/// prices and size found again on the next book change is the same one.
+type OpportunityKey = (Venue, Price, Price, Size);
+
+/// The opportunities one plugin found, priced by the host's fee models (exact).
+#[derive(Debug, Clone, Default)]
+pub struct EdgeTally {
+    /// Opportunities that differ from the pair's previous one.
+    pub distinct: u64,
+    /// Net edge (after both fees, whole size) summed over the distinct ones.
+    pub total_net_edge: Usd,
+    /// The largest net edge of any opportunity found.
+    pub best_net_edge: Option<Usd>,
+    last: HashMap<u32, OpportunityKey>,
+}
+
+impl EdgeTally {
+    pub fn record(&mut self, market: u32, o: &Opportunity) {
+        let key = (o.buy_yes_on, o.yes_price, o.no_price, o.size);
+        if self.last.insert(market, key) != Some(key) {
+            self.distinct += 1;
+            self.total_net_edge = self.total_net_edge + o.net_edge;
+        }
+        if self.best_net_edge.is_none_or(|b| o.net_edge > b) {
+            self.best_net_edge = Some(o.net_edge);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct PluginStats {
     pub calls: AtomicU64,
@@ -99,9 +132,20 @@ pub struct PluginStats {
     pub faults: AtomicU64,
     pub latency: Histogram,
     pub last_error: Mutex<Option<String>>,
+    /// Only touched when an opportunity is found, never on a plain evaluation.
+    pub edges: Mutex<EdgeTally>,
 }
 
 impl PluginStats {
+    pub fn found(&self, market: u32, o: &Opportunity) {
+        self.edges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(market, o);
+    }
+    pub fn edges(&self) -> EdgeTally {
+        self.edges.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
     pub fn fault(&self, message: String) {
         self.faults.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
@@ -130,6 +174,39 @@ mod tests {
         assert!((9_900..=10_600).contains(&p99), "{p99}");
         assert_eq!(h.count(), 10_000);
         assert_eq!(Histogram::default().quantile_ns(0.5), 0);
+    }
+
+    #[test]
+    fn the_same_opportunity_found_again_counts_once_in_the_edge_total() {
+        use crate::domain::{PairFees, PairId};
+        let price = |s| Price::parse(s).unwrap();
+        let opp = |yes, size| {
+            Opportunity::price(
+                PairId("a".into()),
+                "p",
+                Venue::Kalshi,
+                price(yes),
+                price("0.50"),
+                Size::whole(size),
+                &PairFees::default(),
+                0,
+            )
+        };
+        let mut t = EdgeTally::default();
+        let first = opp("0.40", 10);
+        t.record(0, &first);
+        t.record(0, &first);
+        assert_eq!((t.distinct, t.total_net_edge), (1, first.net_edge));
+        let better = opp("0.38", 10);
+        t.record(0, &better);
+        t.record(1, &first);
+        assert_eq!(t.distinct, 3);
+        assert_eq!(
+            t.total_net_edge,
+            first.net_edge + better.net_edge + first.net_edge
+        );
+        assert_eq!(t.best_net_edge, Some(better.net_edge));
+        assert!(better.net_edge > first.net_edge);
     }
 
     #[test]
