@@ -132,18 +132,121 @@ pub async fn run(
             None
         }
     };
+    let wallet = &config.polymarket.wallet_private_key;
+    let poly_signer = (!wallet.is_empty())
+        .then(|| crate::venues::polymarket::PolySigner::from_private_key(wallet))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("POLYMARKET_WALLET_PRIVATE_KEY: {e}"))?;
+    let clients = crate::execution::VenueClients {
+        kalshi: crate::venues::kalshi::rest::KalshiRest::new(&urls.kalshi_rest, signer.clone())?,
+        polymarket: crate::venues::polymarket::rest::PolymarketRest::new(
+            &urls.polymarket_rest,
+            None,
+            poly_signer,
+        )?,
+    };
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
     log_plugins(&host);
     let recorder = recorder(record.as_deref())?;
     let feeds = crate::feeds::Feeds::start(&host, &urls, signer, recorder.clone());
+    let trading = start_trading(&host, clients).await?;
     serve_until_stopped(host, duration, |status| {
         if let StatusEvent::Feed(f) = status {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail);
         }
     })
     .await?;
+    trading.stop().await;
     feeds.stop().await;
     Ok(())
+}
+
+/// The executor and what keeps it honest, running.
+pub struct Trading {
+    pub executor: Arc<crate::execution::Executor>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Trading {
+    /// Stops the tasks and gives up the market leases (another host may take them at once).
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let store = &self.executor.store;
+        if let Err(e) = store.repo.release_pairs(&store.host).await {
+            tracing::warn!(error = %e, "could not release the market leases; they lapse by themselves");
+        }
+    }
+}
+
+/// Starts the executor on `host` (DRY_RUN decides whether orders leave):
+/// restores today's P&L for the daily loss limit, reports trades a previous
+/// run left unfinished, claims the configured markets, books refusals, keeps
+/// balances fresh, and makes the kill switch cancel open orders.
+pub async fn start_trading(
+    host: &Arc<Host>,
+    clients: crate::execution::VenueClients,
+) -> anyhow::Result<Trading> {
+    use crate::execution::{ExecutionPolicy, Executor};
+    use crate::store::lease::PairLeases;
+    let store = host.trades.clone();
+    let now = crate::strategy::now_micros();
+    let midnight = crate::risk::gate::utc_day(now) * 86_400 * 1_000_000;
+    let today = store
+        .repo
+        .pnl_since(&store.host, midnight)
+        .await
+        .context("reading today's P&L from the trade store")?;
+    host.risk.restore_realised_pnl(today);
+    let executor = Executor::new(
+        Arc::new(clients),
+        host.books.clone(),
+        host.bus.clone(),
+        host.risk.clone(),
+        ExecutionPolicy {
+            dry_run: host.config.dry_run,
+            leg_mode: host.config.leg_mode,
+            ..ExecutionPolicy::default()
+        },
+        store.clone(),
+    );
+    let reconciled = executor.reconcile().await;
+    tracing::info!(backend = store.repo.backend(), host = %store.host, pnl_today = %today, ?reconciled, "trade store ready");
+    let leases = Arc::new(PairLeases::default());
+    let books = host.books.clone();
+    let pairs = move || {
+        books
+            .all()
+            .iter()
+            .map(|e| e.pair.id.clone())
+            .collect::<Vec<_>>()
+    };
+    for (pair, owner) in leases
+        .claim(&store, &pairs())
+        .await
+        .context("claiming the markets in the trade store")?
+    {
+        tracing::warn!(%pair, %owner, "market traded by another host: not trading it here");
+    }
+    executor.trade_only_leased(leases.clone());
+    let mut tasks = vec![
+        executor.spawn(),
+        leases.spawn_renewal(store.clone(), pairs),
+        crate::store::decisions::spawn_decision_recorder(&host.risk, store),
+    ];
+    if !host.config.dry_run {
+        tasks.push(executor.spawn_balance_refresh(Duration::from_secs(5)));
+    }
+    let ex = executor.clone();
+    let runtime = tokio::runtime::Handle::current();
+    host.risk.on_kill_cancel_open_orders(move || {
+        let ex = ex.clone();
+        runtime.spawn(async move {
+            ex.cancel_open_orders().await;
+        });
+    });
+    Ok(Trading { executor, tasks })
 }
 
 /// Opens the recording file asked for with `--record`.

@@ -11,7 +11,7 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use crate::app::Host;
 use crate::bus::StatusEvent;
 use crate::config::{Config, Secret};
-use crate::execution::{ExecutionPolicy, Executor, VenueClients};
+use crate::execution::VenueClients;
 use crate::feeds::{Feeds, VenueUrls};
 use crate::sim::{self, Scenario, SimConfig, SimPair};
 use crate::venues::kalshi::rest::KalshiRest;
@@ -131,20 +131,7 @@ pub async fn run_demo(
             Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
         )?,
     };
-    let executor = Executor::new(
-        Arc::new(clients),
-        host.books.clone(),
-        host.bus.clone(),
-        host.risk.clone(),
-        ExecutionPolicy {
-            dry_run: false,
-            leg_mode: host.config.leg_mode,
-            ..ExecutionPolicy::default()
-        },
-        host.trades.clone(),
-    );
-    let _executing = executor.spawn();
-    let _balances = executor.spawn_balance_refresh(Duration::from_secs(5));
+    let trading = crate::app::start_trading(&host, clients).await?;
     crate::app::serve_until_stopped(host.clone(), duration, |status| match status {
         StatusEvent::Feed(f) => {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail)
@@ -152,6 +139,7 @@ pub async fn run_demo(
         StatusEvent::Plugin(_) => {}
     })
     .await?;
+    trading.stop().await;
     feeds.stop().await;
     drop(sim);
     Ok(())

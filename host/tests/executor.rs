@@ -336,3 +336,148 @@ async fn sequential_legs_hedge_when_both_fill() {
     assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
     assert_eq!(rig.positions().await.len(), 2);
 }
+
+/// A previous run wrote the intent, bought 10 YES on Kalshi and booked it,
+/// had the Polymarket leg refused and booked that, then died before settling.
+async fn crashed_between_the_legs(rig: &Rig, trade_id: &str) {
+    use doubletime::store::{OrderStatus, TradeIntent};
+    let cmd = execute(rig, trade_id, "0.45", "0.50", 10);
+    let yes = support::order(
+        Venue::Kalshi,
+        &format!("{trade_id}-yes"),
+        doubletime::domain::Outcome::Yes,
+        "0.45",
+        10,
+        doubletime::domain::TimeInForce::FillOrKill,
+    );
+    let no = support::order(
+        Venue::Polymarket,
+        &format!("{trade_id}-no"),
+        doubletime::domain::Outcome::No,
+        "0.50",
+        10,
+        doubletime::domain::TimeInForce::FillOrKill,
+    );
+    let store = &rig.executor.store;
+    store
+        .repo
+        .begin_trade(
+            &store.host,
+            &TradeIntent {
+                trade_id: trade_id.into(),
+                opportunity: cmd.opportunity.clone(),
+                orders: vec![yes.clone(), no.clone()],
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+    // The Kalshi leg really went to the venue.
+    let kalshi = KalshiRest::new(&rig.sim.kalshi_rest_url, None).unwrap();
+    let r = kalshi.create_order(&yes, "KX-fed").await.unwrap();
+    let fill = r.to_fill(&yes, 2).expect("the YES leg filled");
+    store
+        .repo
+        .update_order(
+            &yes.client_order_id,
+            OrderStatus::Filled,
+            Some(&r.order_id),
+            None,
+            2,
+        )
+        .await
+        .unwrap();
+    store
+        .repo
+        .record_fill(&store.host, trade_id, &fill)
+        .await
+        .unwrap();
+    store
+        .repo
+        .update_order(
+            &no.client_order_id,
+            OrderStatus::Rejected,
+            None,
+            Some("FOK not filled"),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trade_left_open_by_a_crash_is_settled_at_start_up() {
+    let rig = rig(false, dec!(0.0)).await;
+    crashed_between_the_legs(&rig, "t10").await;
+    // The restarted host reconciles before trading.
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let store = &rig.executor.store;
+    assert!(
+        store
+            .repo
+            .open_trades(&store.host)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let t = store.repo.trade("t10").await.unwrap().expect("settled");
+    assert_eq!(t.outcome, TradeOutcome::Unwound);
+    assert!(
+        t.pnl.value() < dec!(0),
+        "the unwind's loss is booked: {}",
+        t.pnl
+    );
+    assert_eq!(
+        rig.sim.position(Venue::Kalshi, "KX-fed"),
+        dec!(0),
+        "the lone leg was sold back at the venue"
+    );
+    assert!(rig.positions().await.is_empty());
+    // Nothing is left to reconcile on the next start.
+    assert_eq!(rig.executor.reconcile().await, Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
+    use doubletime::store::TradeIntent;
+    let rig = rig(false, dec!(0.01)).await;
+    let cmd = execute(&rig, "t11", "0.45", "0.57", 10);
+    let store = &rig.executor.store;
+    // The host died right after the intent: whether the orders left is unknown.
+    store
+        .repo
+        .begin_trade(
+            &store.host,
+            &TradeIntent {
+                trade_id: "t11".into(),
+                opportunity: cmd.opportunity.clone(),
+                orders: vec![support::order(
+                    Venue::Kalshi,
+                    "t11-yes",
+                    doubletime::domain::Outcome::Yes,
+                    "0.45",
+                    10,
+                    doubletime::domain::TimeInForce::FillOrKill,
+                )],
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (0, 1));
+    assert_eq!(store.repo.open_trades(&store.host).await.unwrap().len(), 1);
+    // A new opportunity on that market is refused, and nothing is sent.
+    rig.executor
+        .execute(execute(&rig, "t12", "0.45", "0.57", 10))
+        .await;
+    let t = store.repo.trade("t12").await.unwrap().unwrap();
+    assert!(
+        matches!(&t.outcome, TradeOutcome::Refused(why) if why.contains("previous run")),
+        "{:?}",
+        t.outcome
+    );
+    assert!(rig.sim.fills(Venue::Kalshi).is_empty());
+}

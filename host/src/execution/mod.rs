@@ -33,6 +33,7 @@ use crate::domain::{
     Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, Trade, Usd, Venue,
 };
 use crate::risk::RiskHandle;
+use crate::store::lease::PairLeases;
 use crate::store::{OrderStatus, TradeIntent, TradeStore};
 use crate::strategy::now_micros;
 use crate::venues::kalshi::rest::KalshiRest;
@@ -100,6 +101,19 @@ pub struct Executor {
     pub store: TradeStore,
     /// Writes the store could not make after an order went out (logged, counted).
     store_errors: std::sync::atomic::AtomicU64,
+    /// Set when several hosts share the store: only leased markets are traded.
+    leases: std::sync::OnceLock<Arc<PairLeases>>,
+    /// Markets with a trade reconciliation could not settle: not traded.
+    held_back: std::sync::Mutex<std::collections::HashSet<crate::domain::PairId>>,
+}
+
+/// What start-up reconciliation did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Open trades settled from the venues' answers.
+    pub settled: usize,
+    /// Open trades left open (their markets held back).
+    pub unresolved: usize,
 }
 
 /// What one leg did.
@@ -129,7 +143,217 @@ impl Executor {
             policy,
             store,
             store_errors: Default::default(),
+            leases: Default::default(),
+            held_back: Default::default(),
         })
+    }
+
+    /// Settles the trades a previous run left open (it died between writing
+    /// an intent and booking the outcome). Orders without an answer are asked
+    /// of the venue; then the trade is settled from its fills exactly as a
+    /// live one: equal legs are hedged, an excess leg is unwound, nothing is
+    /// not-filled. A trade the venues cannot account for yet stays open, and
+    /// its market is held back from trading until it is settled.
+    pub async fn reconcile(&self) -> Reconciled {
+        let mut done = Reconciled::default();
+        let open = match self.store.repo.open_trades(&self.store.host).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(error = %e, "reconciliation: could not read open trades");
+                return done;
+            }
+        };
+        for t in open {
+            let pair = t.opportunity.pair.clone();
+            let mut fills = t.fills.clone();
+            let mut unknown = Vec::new();
+            for o in t.orders.iter().filter(|o| o.status.unresolved()) {
+                match self.venue_fill(o).await {
+                    Ok(fill) => {
+                        let status = match &fill {
+                            Some(f) if f.size == o.order.size => OrderStatus::Filled,
+                            Some(_) => OrderStatus::PartiallyFilled,
+                            None => OrderStatus::Rejected,
+                        };
+                        let why = fill
+                            .is_none()
+                            .then_some("the venue has no fill for it (reconciled)");
+                        let r = self
+                            .store
+                            .repo
+                            .update_order(&o.order.client_order_id, status, None, why, now_micros())
+                            .await;
+                        self.booked("a reconciled order", r);
+                        if let Some(f) = fill {
+                            let r = self
+                                .store
+                                .repo
+                                .record_fill(&self.store.host, &t.trade_id, &f)
+                                .await;
+                            if self.booked("a reconciled fill", r) == Some(true) {
+                                fills.push(f);
+                            }
+                        }
+                    }
+                    Err(e) => unknown.push(format!("{}: {e}", o.order.client_order_id)),
+                }
+            }
+            if !unknown.is_empty() {
+                tracing::error!(trade = %t.trade_id, %pair, ?unknown, "reconciliation: orders the venues cannot account for; the market is held back until they are settled");
+                self.held_back
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(pair);
+                done.unresolved += 1;
+                continue;
+            }
+            self.settle_reconciled(&t, fills).await;
+            done.settled += 1;
+        }
+        done
+    }
+
+    /// What a venue filled for an order whose answer was never booked.
+    async fn venue_fill(&self, o: &crate::store::StoredOrder) -> Result<Option<Fill>, String> {
+        let Some(id) = &o.venue_order_id else {
+            return Err("sent without a venue order id on record".into());
+        };
+        match o.order.venue {
+            Venue::Kalshi => {
+                let fills = self
+                    .clients
+                    .kalshi
+                    .fills(id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut total: Option<Fill> = None;
+                for f in fills {
+                    let price = match o.order.outcome {
+                        Outcome::Yes => f.yes_price,
+                        Outcome::No => f.yes_price.complement(),
+                    };
+                    let fill = Fill {
+                        client_order_id: o.order.client_order_id.clone(),
+                        venue: Venue::Kalshi,
+                        outcome: o.order.outcome,
+                        action: o.order.action,
+                        price,
+                        size: f.count,
+                        fee: f.fee,
+                        at: now_micros(),
+                    };
+                    total = Some(merge(total, fill));
+                }
+                Ok(total)
+            }
+            Venue::Polymarket => Err("Polymarket order lookups are not wired yet".into()),
+        }
+    }
+
+    /// Books the outcome of a reconciled trade from its fills, unwinding an excess leg.
+    async fn settle_reconciled(&self, t: &crate::store::OpenTrade, fills: Vec<Fill>) {
+        let o = &t.opportunity;
+        let cmd = ExecuteTrade {
+            trade_id: t.trade_id.clone(),
+            opportunity: o.clone(),
+        };
+        let leg_of = |venue: Venue, outcome: Outcome| -> LegResult {
+            let order = t
+                .orders
+                .iter()
+                .map(|s| &s.order)
+                .find(|x| x.venue == venue && x.outcome == outcome && x.action == Action::Buy)
+                .cloned()
+                .unwrap_or_else(|| Order {
+                    client_order_id: format!("{}-{}", t.trade_id, outcome),
+                    venue,
+                    pair: o.pair.clone(),
+                    outcome,
+                    action: Action::Buy,
+                    limit: if outcome == Outcome::Yes {
+                        o.yes_price
+                    } else {
+                        o.no_price
+                    },
+                    size: o.size,
+                    time_in_force: TimeInForce::FillOrKill,
+                });
+            let fill = fills
+                .iter()
+                .filter(|f| f.venue == venue && f.outcome == outcome && f.action == Action::Buy)
+                .cloned()
+                .fold(None, |acc, f| Some(merge(acc, f)));
+            LegResult {
+                order,
+                venue_order_id: None,
+                fill,
+                error: None,
+            }
+        };
+        let y = leg_of(o.buy_yes_on, Outcome::Yes);
+        let n = leg_of(o.buy_no_on, Outcome::No);
+        tracing::warn!(trade = %t.trade_id, pair = %o.pair, yes = %Self::filled(&y), no = %Self::filled(&n), "reconciliation: settling a trade a previous run left open");
+        match self.books.get(&o.pair) {
+            Some(entry) => self.settle(&entry, &cmd, y, n).await,
+            None => {
+                let why = "its market is no longer configured".to_string();
+                self.finish(
+                    &cmd,
+                    TradeOutcome::NotFilled(why),
+                    Usd::ZERO,
+                    false,
+                    Some((y, n)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Trades only the markets `leases` holds (a shared store); set once, before trading.
+    pub fn trade_only_leased(&self, leases: Arc<PairLeases>) {
+        let _ = self.leases.set(leases);
+    }
+
+    /// Cancels every order that may still rest on a venue: Polymarket's open
+    /// orders, and Kalshi orders of unfinished trades. Returns how many
+    /// cancels were accepted. Our own orders are FOK/IOC and never rest; this
+    /// is for what a crash or a hand left behind.
+    pub async fn cancel_open_orders(&self) -> usize {
+        let mut cancelled = 0;
+        match self.clients.polymarket.open_orders().await {
+            Ok(open) => {
+                for o in open {
+                    match self.clients.polymarket.cancel(&o.id).await {
+                        Ok(_) => cancelled += 1,
+                        Err(e) => {
+                            tracing::warn!(order = %o.id, error = %e, "kill: Polymarket cancel failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "kill: could not list Polymarket open orders"),
+        }
+        match self.store.repo.open_trades(&self.store.host).await {
+            Ok(trades) => {
+                for o in trades.iter().flat_map(|t| &t.orders) {
+                    let (Venue::Kalshi, true, Some(id)) =
+                        (o.order.venue, o.status.unresolved(), &o.venue_order_id)
+                    else {
+                        continue;
+                    };
+                    match self.clients.kalshi.cancel(id).await {
+                        Ok(_) => cancelled += 1,
+                        Err(e) => {
+                            tracing::warn!(order = %id, error = %e, "kill: Kalshi cancel failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "kill: could not read open trades"),
+        }
+        tracing::warn!(cancelled, "kill switch: open orders cancelled");
+        cancelled
     }
 
     /// Store writes that failed after an order had gone out.
@@ -341,6 +565,21 @@ impl Executor {
             self.risk.trade_finished(&pair, Usd::ZERO, false);
             return;
         };
+        if let Some(leases) = self.leases.get()
+            && !leases.owns(&pair)
+        {
+            let why = "another host holds this market's lease".to_string();
+            return self.refuse(&cmd, vec![], TradeOutcome::Refused(why)).await;
+        }
+        if self
+            .held_back
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&pair)
+        {
+            let why = "an unsettled trade from a previous run holds this market back".to_string();
+            return self.refuse(&cmd, vec![], TradeOutcome::Refused(why)).await;
+        }
         let Some((yes, no)) = self.legs(&cmd) else {
             return self
                 .refuse(

@@ -327,6 +327,13 @@ impl RiskState {
         done
     }
 
+    /// Today's realised P&L as the trade store has it, at start-up: a restart
+    /// does not reset the daily loss limit.
+    pub fn restore_realised_pnl(&mut self, pnl_today: Usd, now: UnixMicros) {
+        self.pnl_day = utc_day(now);
+        self.realised_pnl_today = pnl_today;
+    }
+
     /// Replaces a market's held exposure (reconciliation, settlement).
     pub fn set_exposure(&mut self, pair: PairId, held: Usd) {
         if held.value().is_zero() {

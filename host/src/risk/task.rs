@@ -279,6 +279,13 @@ impl RiskHandle {
         state.set_balance(venue, balance, &gate.limits);
     }
 
+    /// Today's realised P&L from the trade store, at start-up (the daily loss limit survives a restart).
+    pub fn restore_realised_pnl(&self, pnl_today: Usd) {
+        self.lock()
+            .state
+            .restore_realised_pnl(pnl_today, now_micros());
+    }
+
     /// Replaces a market's held exposure (after reconciliation or settlement).
     pub fn set_exposure(&self, market: PairId, held: Usd) {
         self.lock().state.set_exposure(market, held);

@@ -14,6 +14,8 @@
 //! market pairs: every row carries its host's id and a host claims its pairs
 //! with a lease it keeps renewing ([`TradeRepository::claim_pairs`]).
 
+pub mod decisions;
+pub mod lease;
 mod migrations;
 pub mod reconcile;
 mod sql;
