@@ -75,6 +75,80 @@ pub struct SimFill {
     pub ts_ms: u64,
 }
 
+/// How the simulated chain ends a Polymarket trade (PROTOCOLS.md §2.4: a
+/// matched trade is final only at `CONFIRMED`; `FAILED` means it did not happen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TradeOutcome {
+    #[default]
+    Confirm,
+    /// `RETRYING` then `FAILED`; the fill is taken back from the account.
+    Fail,
+}
+
+/// The settlement knob: how trades end, and the wait between two statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub outcome: TradeOutcome,
+    pub step: std::time::Duration,
+}
+
+impl Default for Settlement {
+    fn default() -> Self {
+        Settlement {
+            outcome: TradeOutcome::Confirm,
+            step: std::time::Duration::from_millis(20),
+        }
+    }
+}
+
+/// Where a simulated Polymarket trade stands (the venue's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimTradeStatus {
+    Matched,
+    Mined,
+    Retrying,
+    Confirmed,
+    Failed,
+}
+
+impl SimTradeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimTradeStatus::Matched => "MATCHED",
+            SimTradeStatus::Mined => "MINED",
+            SimTradeStatus::Retrying => "RETRYING",
+            SimTradeStatus::Confirmed => "CONFIRMED",
+            SimTradeStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// One Polymarket trade: our taker order against one resting maker order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTrade {
+    /// Also the fill id of the account's fill.
+    pub trade_id: String,
+    pub taker_order_id: String,
+    pub maker_order_id: String,
+    /// Condition id.
+    pub market: String,
+    pub asset_id: String,
+    /// "Yes" / "No".
+    pub outcome: &'static str,
+    /// "BUY" / "SELL" (the taker's side).
+    pub side: String,
+    pub price: Price,
+    pub size: Size,
+    pub fee: Decimal,
+    pub status: SimTradeStatus,
+    pub match_time_s: u64,
+    pub last_update_s: u64,
+    pub transaction_hash: Option<String>,
+    /// What the fill did to the account, to take it back if the trade fails.
+    pub cash_delta: Decimal,
+    pub position_delta: Decimal,
+}
+
 /// One venue's account.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -129,8 +203,16 @@ impl Account {
 pub struct Accounts {
     pub kalshi: Account,
     pub polymarket: Account,
-    /// `None` accepts any (or no) L2 headers, like `kalshi_auth: None`.
+    /// `None` accepts any (or no) L2 headers, like `kalshi_auth: None`
+    /// (unless keys were created through `POST /auth/api-key`).
     pub polymarket_creds: Option<ApiCreds>,
+    /// Keys created over L1 auth: (signer address, nonce, credentials).
+    pub polymarket_api_keys: Vec<(ethers_core::types::Address, u64, ApiCreds)>,
+    /// Polymarket trades, oldest first, with their settlement status.
+    pub polymarket_trades: Vec<SimTrade>,
+    pub polymarket_settlement: Settlement,
+    /// What `GET /version` says and which EIP-712 domain orders must use.
+    pub polymarket_version: u32,
     pub kalshi_fees: KalshiFees,
     pub polymarket_fees: PolymarketFees,
     next_id: u64,
@@ -142,6 +224,10 @@ impl Default for Accounts {
             kalshi: Account::default(),
             polymarket: Account::default(),
             polymarket_creds: None,
+            polymarket_api_keys: Vec::new(),
+            polymarket_trades: Vec::new(),
+            polymarket_settlement: Settlement::default(),
+            polymarket_version: 2,
             kalshi_fees: KalshiFees::default(),
             // Politics/finance category rate of the current fee table (§2.9).
             polymarket_fees: PolymarketFees {
@@ -154,6 +240,15 @@ impl Default for Accounts {
 }
 
 impl Accounts {
+    /// Every L2 credential the CLOB accepts; empty = accept any headers.
+    pub fn polymarket_accepted(&self) -> Vec<ApiCreds> {
+        self.polymarket_creds
+            .iter()
+            .cloned()
+            .chain(self.polymarket_api_keys.iter().map(|(_, _, c)| c.clone()))
+            .collect()
+    }
+
     pub fn account_mut(&mut self, venue: Venue) -> &mut Account {
         match venue {
             Venue::Kalshi => &mut self.kalshi,
@@ -281,6 +376,21 @@ impl SimHandle {
 
     pub fn set_polymarket_fees(&self, fees: PolymarketFees) {
         write(&self.state).accounts.polymarket_fees = fees;
+    }
+
+    /// How Polymarket trades settle from now on (confirm or fail, and how fast).
+    pub fn set_polymarket_settlement(&self, settlement: Settlement) {
+        write(&self.state).accounts.polymarket_settlement = settlement;
+    }
+
+    /// The order version `GET /version` announces and `POST /order` requires.
+    pub fn set_polymarket_version(&self, version: u32) {
+        write(&self.state).accounts.polymarket_version = version;
+    }
+
+    /// The simulated Polymarket trades, oldest first.
+    pub fn polymarket_trades(&self) -> Vec<SimTrade> {
+        read(&self.state).accounts.polymarket_trades.clone()
     }
 
     pub fn set_kalshi_fees(&self, fees: KalshiFees) {

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod kalshi;
 pub mod market;
 pub mod polymarket;
+pub mod polymarket_user;
 pub mod scenario;
 
 use std::collections::HashMap;
@@ -86,6 +87,15 @@ pub enum PrivateEvent {
     },
 }
 
+/// Polymarket user-channel connections, for tests to await instead of sleeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserChannelStats {
+    /// Authenticated, subscribed sessions open now.
+    pub live: usize,
+    /// Subscribe frames refused for bad credentials (connection dropped).
+    pub refused: u64,
+}
+
 /// Everything the servers read.
 pub struct SimState {
     pub pairs: Vec<SimPair>,
@@ -95,6 +105,7 @@ pub struct SimState {
     pub feed: broadcast::Sender<FeedEvent>,
     /// Our own fills and trades, sent under the write lock that booked them.
     pub private: broadcast::Sender<PrivateEvent>,
+    pub polymarket_user: tokio::sync::watch::Sender<UserChannelStats>,
     pub started: Instant,
     /// Balances, positions, orders and fills of the simulated accounts.
     pub accounts: accounts::Accounts,
@@ -123,12 +134,19 @@ pub struct SimHandle {
     pub kalshi_ws_url: String,
     pub polymarket_rest_url: String,
     pub polymarket_ws_url: String,
+    /// The authenticated user channel (`/ws/user`).
+    pub polymarket_user_ws_url: String,
     pub state: Shared,
     inject: mpsc::UnboundedSender<ScenarioEvent>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
+    /// Watches the Polymarket user channel's sessions (live and refused).
+    pub fn polymarket_user_channel(&self) -> tokio::sync::watch::Receiver<UserChannelStats> {
+        read(&self.state).polymarket_user.subscribe()
+    }
+
     /// Applies an event now (`at_ms` is ignored), as a scenario file would.
     pub fn inject(&self, mut event: ScenarioEvent) {
         event.at_ms = 0;
@@ -174,6 +192,7 @@ pub async fn start_on(
         markets,
         feed,
         private,
+        polymarket_user: tokio::sync::watch::channel(UserChannelStats::default()).0,
         started: Instant::now(),
         accounts: accounts::Accounts::default(),
     }));
@@ -197,6 +216,7 @@ pub async fn start_on(
         kalshi_ws_url: format!("ws://{k_addr}/trade-api/ws/v2"),
         polymarket_rest_url: format!("http://{p_addr}"),
         polymarket_ws_url: format!("ws://{p_addr}/ws/market"),
+        polymarket_user_ws_url: format!("ws://{p_addr}/ws/user"),
         state,
         inject,
         tasks,

@@ -1,12 +1,15 @@
 //! Simulated Polymarket CLOB: the market WebSocket (`book`, current-format
 //! `price_change`, text PING/PONG) and `GET /book` with the server's book hash
-//! (PROTOCOLS.md §2.3, §2.4, §3.5).
+//! (PROTOCOLS.md §2.3, §2.4, §3.5); the L2-authenticated trading endpoints;
+//! API-key creation and derivation over L1 auth, `/version`, and the compact
+//! market info `GET /clob-markets/{condition_id}` (§2.1, §2.2, §2.5). The user
+//! channel and trade settlement live in `polymarket_user`.
 
 use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +26,14 @@ pub fn router(state: Shared) -> Router {
         .route("/book", get(book))
         .route("/order", post(post_order).delete(cancel_order))
         .route("/data/orders", get(open_orders))
+        .route("/data/order/{id}", get(super::polymarket_user::order))
+        .route("/data/trades", get(super::polymarket_user::trades))
+        .route("/ws/user", get(super::polymarket_user::ws))
         .route("/balance-allowance", get(balance_allowance))
+        .route("/version", get(version))
+        .route("/clob-markets/{condition_id}", get(clob_market))
+        .route("/auth/api-key", post(create_api_key))
+        .route("/auth/derive-api-key", get(derive_api_key))
         .with_state(state)
 }
 
@@ -243,10 +253,13 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::accounts::{
-    SimFill, SimOrder, SimOrderStatus, broadcast, now_ms, take, total, walk, write,
+    SimFill, SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, broadcast, now_ms, take, total,
+    walk, write,
 };
 use super::market::BookDiff;
+use super::polymarket_user;
 use crate::domain::{Price, Size, TokenId};
+use crate::venues::polymarket::ApiCreds;
 use crate::venues::polymarket::auth::verify_l2;
 use crate::venues::polymarket::orders::{
     CTF_EXCHANGE_V2, ExchangeDomain, ExchangeOrder, ExchangeVersion, OrderSide, POLYGON,
@@ -269,24 +282,30 @@ fn reject(status: StatusCode, message: &str) -> Response {
 
 /// Checks the five L2 headers against the configured credentials; the HMAC
 /// covers the exact body bytes received. Returns the claimed `POLY_ADDRESS`.
-fn authorize(
+pub(crate) fn authorize(
     state: &Shared,
     headers: &HeaderMap,
     method: &str,
     path: &str,
     body: &str,
 ) -> Result<Option<String>, Unauthorized> {
-    let Some(creds) = read(state).accounts.polymarket_creds.clone() else {
+    let accepted = read(state).accounts.polymarket_accepted();
+    if accepted.is_empty() {
         return Ok(None);
-    };
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    verify_l2(&creds, header, method, path, body)
+    let key = header(crate::venues::polymarket::auth::POLY_API_KEY).unwrap_or_default();
+    let creds = accepted
+        .iter()
+        .find(|c| c.api_key == key)
+        .ok_or(Unauthorized)?;
+    verify_l2(creds, header, method, path, body)
         .map(|v| Some(v.address))
         .map_err(|_| Unauthorized)
 }
 
 /// A refused L2 check: the CLOB answers 401 without saying which part failed.
-struct Unauthorized;
+pub(crate) struct Unauthorized;
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
@@ -295,11 +314,8 @@ impl IntoResponse for Unauthorized {
 }
 
 fn owner_matches(state: &Shared, owner: &str) -> bool {
-    read(state)
-        .accounts
-        .polymarket_creds
-        .as_ref()
-        .is_none_or(|c| c.api_key == owner)
+    let accepted = read(state).accounts.polymarket_accepted();
+    accepted.is_empty() || accepted.iter().any(|c| c.api_key == owner)
 }
 
 struct WireOrder {
@@ -402,19 +418,37 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
         );
     }
     // The order hash is the order id; the signature must recover to `signer`
-    // under the V2 exchange domain (the simulated markets are not neg-risk).
-    let Ok(domain) = ExchangeDomain::for_market(ExchangeVersion::V2, POLYGON, false) else {
-        return reject(StatusCode::INTERNAL_SERVER_ERROR, "no exchange domain");
+    // under the exchange domain `/version` announces (the simulated markets
+    // are not neg-risk). Signed for the other version: `order_version_mismatch`
+    // (§2.1), which clients answer by re-reading `/version` and re-signing.
+    let current = match read(&state).accounts.polymarket_version {
+        3 => ExchangeVersion::V3,
+        _ => ExchangeVersion::V2,
     };
-    let Ok(hash) = o.hash(&domain) else {
-        return reject(StatusCode::BAD_REQUEST, "invalid tokenId");
+    let signed_under = |version| {
+        let domain = ExchangeDomain::for_market(version, POLYGON, false).ok()?;
+        let hash = o.hash(&domain).ok()?;
+        let recovered = Signature::from_str(wire.signature.trim_start_matches("0x"))
+            .ok()
+            .and_then(|s| s.recover(hash).ok());
+        (recovered == Some(o.signer)).then_some(hash)
     };
-    let recovered = Signature::from_str(wire.signature.trim_start_matches("0x"))
-        .ok()
-        .and_then(|s| s.recover(hash).ok());
-    if recovered != Some(o.signer) {
+    let other = match current {
+        ExchangeVersion::V2 => ExchangeVersion::V3,
+        ExchangeVersion::V3 => ExchangeVersion::V2,
+    };
+    let Some(hash) = signed_under(current) else {
+        if signed_under(other).is_some() {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "order_version_mismatch: expected version {}",
+                    current.domain_version()
+                ),
+            );
+        }
         return reject(StatusCode::BAD_REQUEST, "invalid signature");
-    }
+    };
     let order_id = format!("{hash:#x}");
     let order_type = wire.order_type.as_str();
     if !matches!(order_type, "FOK" | "FAK" | "GTC" | "GTD") {
@@ -507,6 +541,9 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
     let mut fee_total = Decimal::ZERO;
     let mut trade_ids = Vec::new();
     let (taken_side, mirror_side) = match o.side {
+    let mut trades = Vec::new();
+    let condition_id = st.pairs[i].condition_id.clone();
+    let outcome_word = if is_yes { "Yes" } else { "No" };
         OrderSide::Buy => (Side::Ask, Side::Bid),
         OrderSide::Sell => (Side::Bid, Side::Ask),
     };
@@ -556,6 +593,29 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
             shares_delta,
         );
         trade_ids.push(fill_id);
+        trades.push(SimTrade {
+            trade_id: fill_id.clone(),
+            taker_order_id: order_id.clone(),
+            maker_order_id: format!(
+                "0x{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                    format!("maker-{fill_id}").as_bytes()
+                ))
+            ),
+            market: condition_id.clone(),
+            asset_id: token.clone(),
+            outcome: outcome_word,
+            side: side_word(o.side).into(),
+            price: l.price,
+            size: l.size,
+            fee,
+            status: SimTradeStatus::Matched,
+            match_time_s: ts_ms / 1_000,
+            last_update_s: ts_ms / 1_000,
+            transaction_hash: None,
+            cash_delta: cash,
+            position_delta: shares_delta,
+        });
         notional += cost;
         fee_total += fee;
     }
@@ -581,7 +641,14 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
     });
     broadcast(st, i, diff);
     drop(guard);
+    // The user channel: the order, then its trades as MATCHED; the chain
+    // settles them afterwards.
+    if let Some(placed) = st.accounts.polymarket.orders.last().cloned() {
+        polymarket_user::push_order(st, &placed, "PLACEMENT");
+    }
+    polymarket_user::matched(st, trades);
 
+    tokio::spawn(polymarket_user::settle(state.clone(), trade_ids.clone()));
     // BUY: making = collateral paid, taking = shares received; SELL mirrors it.
     let (making, taking) = match o.side {
         OrderSide::Buy => (notional, filled.value()),
@@ -622,6 +689,8 @@ async fn cancel_order(State(state): State<Shared>, headers: HeaderMap, body: Str
         Some(o) if o.status == SimOrderStatus::Resting => {
             o.status = SimOrderStatus::Canceled;
             (vec![id], json!({}))
+            let o = o.clone();
+            polymarket_user::push_order(&st, &o, "CANCELLATION");
         }
         Some(_) => (
             vec![],
@@ -693,4 +762,124 @@ async fn balance_allowance(
     axum::Json(json!({"balance": units.to_string(),
         "allowances": {CTF_EXCHANGE_V2: "115792089237316195423570985008687907853269984665640564039457584007913129639935"}}))
     .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Versions, market info and API keys (§2.1, §2.2, §2.5).
+
+/// `GET /version`: which order domain the exchange expects.
+async fn version(State(state): State<Shared>) -> Response {
+    axum::Json(json!({"version": read(&state).accounts.polymarket_version})).into_response()
+}
+
+/// `GET /clob-markets/{condition_id}`: the compact market info the V2 clients
+/// cache (§2.2). The simulated markets: tick 0.01, min size 5, not neg-risk,
+/// the account's fee model, accepting orders, no taker delay.
+async fn clob_market(State(state): State<Shared>, Path(condition_id): Path<String>) -> Response {
+    let st = read(&state);
+    let Some(p) = st.pairs.iter().find(|p| p.condition_id == condition_id) else {
+        return reject(StatusCode::NOT_FOUND, "market not found");
+    };
+    let fees = st.accounts.polymarket_fees;
+    let mut v = json!({"c": p.condition_id,
+        "t": [{"t": p.yes_token, "o": "Yes"}, {"t": p.no_token, "o": "No"}],
+        "mts": 0.01, "mbf": 0, "tbf": 0, "r": null, "ao": true, "mos": MIN_ORDER_SIZE, "sd": 0,
+        "cbos": false, "rfqe": false, "itode": false, "ibce": false});
+    // `fd` and `nr` are omitted when empty/false, as the venue does.
+    if !fees.rate.is_zero() {
+        // A JSON number, as the venue sends it; read back through its text.
+        let rate: serde_json::Number = fees
+            .rate
+            .normalize()
+            .to_string()
+            .parse()
+            .unwrap_or_else(|_| serde_json::Number::from(0));
+        v["fd"] = json!({"r": rate, "e": fees.exponent, "to": true});
+    }
+    axum::Json(v).into_response()
+}
+
+/// Checks the four L1 headers: an EIP-712 `ClobAuth` signature by
+/// `POLY_ADDRESS` over `POLY_TIMESTAMP` (within 5 minutes) and `POLY_NONCE`.
+fn l1_signer(headers: &HeaderMap) -> Result<(Address, u64), Response> {
+    use crate::venues::polymarket::auth::{
+        POLY_ADDRESS, POLY_NONCE, POLY_SIGNATURE, POLY_TIMESTAMP, clob_auth_digest,
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let refused = || reject(StatusCode::UNAUTHORIZED, "Invalid L1 Request headers");
+    let address = header(POLY_ADDRESS)
+        .and_then(|a| Address::from_str(a).ok())
+        .ok_or_else(refused)?;
+    let timestamp = header(POLY_TIMESTAMP).ok_or_else(refused)?;
+    let ts: u64 = timestamp.parse().map_err(|_| refused())?;
+    if (now_ms() / 1_000).abs_diff(ts) > 300 {
+        return Err(refused());
+    }
+    let nonce: u64 = header(POLY_NONCE)
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| refused())?;
+    let digest = clob_auth_digest(POLYGON, address, timestamp, nonce);
+    let recovered = header(POLY_SIGNATURE)
+        .and_then(|s| Signature::from_str(s.trim_start_matches("0x")).ok())
+        .and_then(|s| s.recover(digest).ok());
+    if recovered != Some(address) {
+        return Err(refused());
+    }
+    Ok((address, nonce))
+}
+
+fn creds_json(c: &ApiCreds) -> Response {
+    axum::Json(json!({"apiKey": c.api_key, "secret": c.secret().expose(),
+        "passphrase": c.passphrase().expose()}))
+    .into_response()
+}
+
+/// `POST /auth/api-key`: a new key for this wallet and nonce; refused when one
+/// exists (clients then derive it).
+async fn create_api_key(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let (address, nonce) = match l1_signer(&headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut st = write(&state);
+    let accounts = &mut st.accounts;
+    if accounts
+        .polymarket_api_keys
+        .iter()
+        .any(|(a, n, _)| *a == address && *n == nonce)
+    {
+        return reject(StatusCode::BAD_REQUEST, "Could not create api key");
+    }
+    use base64::Engine;
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().r#gen();
+    let pass: [u8; 32] = rand::thread_rng().r#gen();
+    let creds = ApiCreds::new(
+        accounts.new_uuid(),
+        crate::config::Secret::new(base64::engine::general_purpose::URL_SAFE.encode(bytes)),
+        crate::config::Secret::new(hex::encode(pass)),
+    );
+    accounts
+        .polymarket_api_keys
+        .push((address, nonce, creds.clone()));
+    creds_json(&creds)
+}
+
+/// `GET /auth/derive-api-key`: the key this wallet created for this nonce.
+async fn derive_api_key(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let (address, nonce) = match l1_signer(&headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let st = read(&state);
+    match st
+        .accounts
+        .polymarket_api_keys
+        .iter()
+        .find(|(a, n, _)| *a == address && *n == nonce)
+    {
+        Some((_, _, c)) => creds_json(c),
+        None => reject(StatusCode::BAD_REQUEST, "Could not derive api key!"),
+    }
 }

@@ -295,10 +295,17 @@ pub struct UserTradeMsg {
     pub owner: Option<String>,
     #[serde(default)]
     pub trade_owner: Option<String>,
-    #[serde(default)]
+    /// `matchtime` on the channel, `match_time` in `GET /data/trades`.
+    #[serde(default, alias = "match_time")]
     pub matchtime: Option<String>,
     #[serde(default)]
     pub last_update: Option<String>,
+    /// Set once the trade is mined.
+    #[serde(default)]
+    pub transaction_hash: Option<String>,
+    /// `TAKER` or `MAKER`: which side of the trade we were.
+    #[serde(default)]
+    pub trader_side: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

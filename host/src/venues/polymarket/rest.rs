@@ -12,6 +12,13 @@
 //! its id, so a repeat the engine had in fact seen is refused as "Duplicated"
 //! instead of filling twice. Timeouts and 5xx after sending are returned: the
 //! order's state is unknown and the caller reconciles.
+//!
+//! The order version follows `GET /version` ([`PolymarketRest::sync_version`],
+//! worth calling at start-up); an `order_version_mismatch` refusal re-reads it,
+//! re-signs and sends once more — safe, since the venue refused the order
+//! unseen. Reconciliation after a crash reads our trades (`GET /data/trades`,
+//! with their settlement status) and single orders (`GET /data/order/{id}`).
+//! API credentials are created or derived over L1 auth (`/auth/*`).
 
 use std::time::Duration;
 
@@ -19,15 +26,17 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::auth::{ApiCreds, PolySigner, l2_headers};
+use super::auth::{ApiCreds, PolySigner, l1_headers, l2_headers};
 use super::errors::PolymarketError;
 use super::messages::{
-    BalanceAllowance, BookResponse, CancelResponse, OrderStatus, PostOrderResponse,
+    BalanceAllowance, BookResponse, CancelResponse, ClobMarket, OrderStatus, PostOrderResponse,
+    UserTradeMsg, VersionResponse,
 };
 use super::orders::{
     ExchangeDomain, ExchangeVersion, OrderArgs, OrderBuilder, OrderSide, POLYGON, SignatureType,
     TickSize,
 };
+use super::user::{PolyTrade, trade};
 use crate::domain::{Fill, Order, PolymarketFees, Price, Size, TokenId, UnixMicros, Usd, Venue};
 use crate::venues::http::{self, RetryPolicy};
 
@@ -92,7 +101,74 @@ pub struct OpenOrder {
     pub size_matched: String,
     #[serde(default)]
     pub price: String,
+    /// `Yes`/`No`.
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub order_type: String,
+    /// Ids of the trades this order took part in.
+    #[serde(default)]
+    pub associate_trades: Vec<String>,
 }
+
+/// A market's trading parameters from `GET /clob-markets/{condition_id}` (§2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketInfo {
+    pub condition_id: String,
+    pub yes_token: TokenId,
+    pub no_token: TokenId,
+    /// Signs on the neg-risk exchange when true (§2.6).
+    pub neg_risk: bool,
+    pub tick: TickSize,
+    /// Minimum order size in shares (`mos`).
+    pub min_order_size: Decimal,
+    /// The taker fee (`fd`); zero rate when the market has none.
+    pub fees: PolymarketFees,
+    pub accepting_orders: bool,
+    /// Taker delay in seconds (sports markets answer `delayed`, §2.7).
+    pub seconds_delay: u64,
+}
+
+/// Filters of `GET /data/trades`; empty fields are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TradeQuery {
+    pub id: Option<String>,
+    /// Condition id.
+    pub market: Option<String>,
+    pub asset_id: Option<String>,
+    /// Unix seconds, inclusive.
+    pub after: Option<u64>,
+    pub before: Option<u64>,
+}
+
+impl TradeQuery {
+    fn query(&self, cursor: &str) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("id", self.id.clone()),
+            ("market", self.market.clone()),
+            ("asset_id", self.asset_id.clone()),
+            ("after", self.after.map(|x| x.to_string())),
+            ("before", self.before.map(|x| x.to_string())),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={}", http::segment(&v)));
+            }
+        }
+        if !cursor.is_empty() {
+            parts.push(format!("next_cursor={}", http::segment(cursor)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// The end of cursor pagination (§2.6).
+const END_CURSOR: &str = "LTE=";
+const MAX_PAGES: usize = 100;
 
 pub struct PolymarketRest {
     http: reqwest::Client,
@@ -101,7 +177,8 @@ pub struct PolymarketRest {
     creds: Option<ApiCreds>,
     signer: Option<PolySigner>,
     funder: Option<(ethers_core::types::Address, SignatureType)>,
-    version: ExchangeVersion,
+    /// Changes when `/version` says so (between orders, never during one).
+    version: std::sync::Mutex<ExchangeVersion>,
     chain_id: u64,
     retry: RetryPolicy,
 }
@@ -146,7 +223,7 @@ impl PolymarketRest {
             creds,
             signer,
             funder: None,
-            version: ExchangeVersion::V2,
+            version: std::sync::Mutex::new(ExchangeVersion::V2),
             chain_id: POLYGON,
             retry: RetryPolicy::default(),
         })
@@ -159,9 +236,168 @@ impl PolymarketRest {
 
     /// The exchange version the server asks for (`GET /version`) and the chain.
     pub fn with_exchange(mut self, version: ExchangeVersion, chain_id: u64) -> Self {
-        self.version = version;
+        self.version = std::sync::Mutex::new(version);
         self.chain_id = chain_id;
         self
+    }
+
+    /// The order version orders are signed for now.
+    pub fn exchange_version(&self) -> ExchangeVersion {
+        *self.version.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `GET /version` (public) and signs later orders for it.
+    pub async fn sync_version(&self) -> Result<ExchangeVersion, PolymarketError> {
+        let (status, body) = self.call(Method::GET, "/version", "", None, false).await?;
+        let v: VersionResponse = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        let version = ExchangeVersion::from_server(v.version).map_err(|e| unreadable(status, e))?;
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = version;
+        Ok(version)
+    }
+
+    /// A market's tick, neg-risk flag, tokens, minimum size and fee
+    /// (`GET /clob-markets/{condition_id}`, public).
+    pub async fn market_info(&self, condition_id: &str) -> Result<MarketInfo, PolymarketError> {
+        let path = format!("/clob-markets/{}", http::segment(condition_id));
+        let (status, body) = self.call(Method::GET, &path, "", None, false).await?;
+        let m: ClobMarket = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        let tokens = m.outcome_tokens().map_err(|e| unreadable(status, e))?;
+        let tick = TickSize::from_decimal(
+            m.mts
+                .ok_or_else(|| unreadable(status, "no minimum tick size"))?,
+        )
+        .map_err(|e| unreadable(status, e))?;
+        let fees = match &m.fd {
+            Some(fd) => PolymarketFees {
+                rate: fd.r.unwrap_or_default(),
+                exponent: fd.e.unwrap_or(1),
+            },
+            None => PolymarketFees::default(),
+        };
+        Ok(MarketInfo {
+            condition_id: m.c.clone(),
+            yes_token: tokens.yes,
+            no_token: tokens.no,
+            neg_risk: m.nr,
+            tick,
+            min_order_size: m.mos.unwrap_or_default(),
+            fees,
+            accepting_orders: m.ao.unwrap_or(true),
+            seconds_delay: m.sd.unwrap_or(0),
+        })
+    }
+
+    /// `POST /auth/api-key` over L1 auth: new credentials for `nonce`.
+    pub async fn create_api_key(&self, nonce: u64) -> Result<ApiCreds, PolymarketError> {
+        self.l1_request(Method::POST, "/auth/api-key", nonce).await
+    }
+
+    /// `GET /auth/derive-api-key` over L1 auth: the credentials of `nonce`.
+    pub async fn derive_api_key(&self, nonce: u64) -> Result<ApiCreds, PolymarketError> {
+        self.l1_request(Method::GET, "/auth/derive-api-key", nonce)
+            .await
+    }
+
+    /// Create, or derive when the key exists (the clients' `createOrDeriveApiKey`).
+    pub async fn create_or_derive_api_key(&self, nonce: u64) -> Result<ApiCreds, PolymarketError> {
+        match self.create_api_key(nonce).await {
+            // A bad signature or no connection: deriving would fail the same way.
+            Err(e @ (PolymarketError::Transport { .. } | PolymarketError::Auth { .. })) => Err(e),
+            Err(_) => self.derive_api_key(nonce).await,
+            ok => ok,
+        }
+    }
+
+    /// Uses `creds` for L2 from now on (e.g. after [`create_or_derive_api_key`](Self::create_or_derive_api_key)).
+    pub fn with_creds(mut self, creds: ApiCreds) -> Self {
+        self.creds = Some(creds);
+        self
+    }
+
+    /// Our trades (`GET /data/trades`, every page), with settlement status.
+    pub async fn trades(&self, q: &TradeQuery) -> Result<Vec<PolyTrade>, PolymarketError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            data: Vec<UserTradeMsg>,
+            #[serde(default)]
+            next_cursor: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_PAGES {
+            let (status, body) = self
+                .call(Method::GET, "/data/trades", &q.query(&cursor), None, true)
+                .await?;
+            let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+            let now = crate::strategy::now_micros();
+            for t in &page.data {
+                out.push(trade(t, now).map_err(|e| unreadable(status, e))?);
+            }
+            match page.next_cursor {
+                Some(c) if !c.is_empty() && c != END_CURSOR && c != cursor => cursor = c,
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One of our orders (`GET /data/order/{id}`); `None` when the venue does
+    /// not know it (a killed FOK is never stored).
+    pub async fn order(&self, order_id: &str) -> Result<Option<OpenOrder>, PolymarketError> {
+        let path = format!("/data/order/{}", http::segment(order_id));
+        match self.call(Method::GET, &path, "", None, true).await {
+            Ok((status, body)) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+                // The CLOB answers an unknown id with an empty body or `null` too.
+                if v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) {
+                    return Ok(None);
+                }
+                serde_json::from_value(v)
+                    .map(Some)
+                    .map_err(|e| unreadable(status, e))
+            }
+            Err(PolymarketError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn l1_request(
+        &self,
+        method: Method,
+        path: &str,
+        nonce: u64,
+    ) -> Result<ApiCreds, PolymarketError> {
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| invalid("no Polymarket wallet key configured"))?;
+        let h =
+            l1_headers(signer, self.chain_id, http::now_ms() / 1_000, nonce).map_err(invalid)?;
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in h.pairs() {
+            req = req.header(name, value);
+        }
+        let (status, retry_after, text) = match req.send().await {
+            Ok(resp) => match http::read(resp).await {
+                (status, ra, Ok(text)) => (status, ra, text),
+                (_, _, Err(message)) => {
+                    return Err(PolymarketError::Transport {
+                        message,
+                        sent: true,
+                    });
+                }
+            },
+            Err(e) => {
+                let (message, sent) = http::describe(&e);
+                return Err(PolymarketError::Transport { message, sent });
+            }
+        };
+        let (status, body) = ok_or_error(status, retry_after, text)?;
+        // Never echo the body on error: it holds the secret.
+        serde_json::from_str::<ApiCreds>(&body)
+            .map_err(|_| unreadable(status, "no credentials in the answer"))
     }
 
     /// A proxy / Safe account: `funder` holds the funds, the signer signs.
@@ -217,16 +453,34 @@ impl PolymarketRest {
                 order.client_order_id, order.venue
             )));
         }
-        let (creds, signer) = self.keys()?;
         let args = OrderArgs::from_domain(order, token.clone(), tick);
+        match self.post_signed(order, &args, neg_risk).await {
+            // The venue refused it unseen: re-read the version, re-sign, once.
+            Err(e) if e.needs_resign() => {
+                let was = self.exchange_version();
+                let now = self.sync_version().await?;
+                tracing::info!(?was, ?now, "polymarket order version changed: re-signing");
+                self.post_signed(order, &args, neg_risk).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post_signed(
+        &self,
+        order: &Order,
+        args: &OrderArgs,
+        neg_risk: bool,
+    ) -> Result<PolyOrderResult, PolymarketError> {
+        let (creds, signer) = self.keys()?;
         let mut builder = match self.funder {
             Some((funder, kind)) => OrderBuilder::with_funder(signer.address(), funder, kind),
             None => OrderBuilder::eoa(signer.address()),
         };
-        let domain =
-            ExchangeDomain::for_market(self.version, self.chain_id, neg_risk).map_err(invalid)?;
+        let domain = ExchangeDomain::for_market(self.exchange_version(), self.chain_id, neg_risk)
+            .map_err(invalid)?;
         let signed = builder
-            .build(&args, http::now_ms())
+            .build(args, http::now_ms())
             .map_err(invalid)?
             .sign(signer, &domain)
             .map_err(invalid)?;
@@ -299,8 +553,7 @@ impl PolymarketRest {
             #[serde(default)]
             next_cursor: Option<String>,
         }
-        const END: &str = "LTE=";
-        const MAX_PAGES: usize = 100;
+        const END: &str = END_CURSOR;
         let mut out = Vec::new();
         let mut cursor = String::new();
         for _ in 0..MAX_PAGES {
