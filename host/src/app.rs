@@ -149,7 +149,8 @@ pub async fn run(
     log_plugins(&host);
     let recorder = recorder(record.as_deref())?;
     let feeds = crate::feeds::Feeds::start(&host, &urls, signer, recorder.clone());
-    let trading = start_trading(&host, clients).await?;
+    let mut trading = start_trading(&host, clients).await?;
+    trading.watch_kalshi_fills(&feeds);
     serve_until_stopped(host, duration, |status| {
         if let StatusEvent::Feed(f) = status {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail);
@@ -168,6 +169,15 @@ pub struct Trading {
 }
 
 impl Trading {
+    /// Lets the executor read the feeds' Kalshi fill channel when an order's answer is lost.
+    pub fn watch_kalshi_fills(&mut self, feeds: &crate::feeds::Feeds) {
+        if let Some(rx) = feeds.kalshi_fills() {
+            let (watch, task) = crate::execution::FillWatch::spawn(rx);
+            self.executor.watch_kalshi_fills(watch);
+            self.tasks.push(task);
+        }
+    }
+
     /// Stops the tasks and gives up the market leases (another host may take them at once).
     pub async fn stop(self) {
         for t in &self.tasks {

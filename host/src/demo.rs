@@ -131,7 +131,8 @@ pub async fn run_demo(
             Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
         )?,
     };
-    let trading = crate::app::start_trading(&host, clients).await?;
+    let mut trading = crate::app::start_trading(&host, clients).await?;
+    trading.watch_kalshi_fills(&feeds);
     crate::app::serve_until_stopped(host.clone(), duration, |status| match status {
         StatusEvent::Feed(f) => {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail)

@@ -45,6 +45,8 @@ impl VenueUrls {
 /// The running feeds.
 pub struct Feeds {
     pub stats: HashMap<Venue, Arc<FeedStats>>,
+    /// Our Kalshi fills from the private `fill` channel (only with a Kalshi key).
+    kalshi_fills: Option<tokio::sync::broadcast::Sender<crate::venues::kalshi::KalshiFillEvent>>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -70,7 +72,15 @@ impl Feeds {
             host.bus.clone(),
             kalshi_stats,
         );
-        let cfg = OrderbookFeedConfig::new(urls.kalshi_ws.clone(), pairs.clone(), kalshi_signer);
+        // The private fill channel needs an authenticated connection.
+        let kalshi_fills = kalshi_signer
+            .is_some()
+            .then(|| tokio::sync::broadcast::channel(1024).0);
+        let mut cfg =
+            OrderbookFeedConfig::new(urls.kalshi_ws.clone(), pairs.clone(), kalshi_signer);
+        if let Some(tx) = &kalshi_fills {
+            cfg = cfg.with_fills(tx.clone());
+        }
         tasks.push(tokio::spawn(run_orderbook_feed(
             cfg,
             writer,
@@ -99,7 +109,19 @@ impl Feeds {
             shutdown.clone(),
         )));
 
-        Feeds { stats, stop, tasks }
+        Feeds {
+            stats,
+            kalshi_fills,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Our Kalshi fills from now on, if the feed is authenticated.
+    pub fn kalshi_fills(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::venues::kalshi::KalshiFillEvent>> {
+        self.kalshi_fills.as_ref().map(|tx| tx.subscribe())
     }
 
     /// Stops every feed and waits for them to close their sockets.

@@ -17,7 +17,10 @@
 //! outcome and P&L at the end. Trades a crash left open are settled from the
 //! venues at start-up by [`Executor::reconcile`].
 
+mod fill_watch;
 mod record;
+
+pub use fill_watch::FillWatch;
 
 pub use record::{Position, TradeOutcome, TradeRecord};
 
@@ -72,6 +75,8 @@ pub struct ExecutionPolicy {
     pub retry_tolerance: Decimal,
     pub retry_attempts: u32,
     pub retry_window: Duration,
+    /// How long a Kalshi order whose answer was lost waits for its fill on the `fill` channel.
+    pub answer_grace: Duration,
 }
 
 impl Default for ExecutionPolicy {
@@ -82,6 +87,7 @@ impl Default for ExecutionPolicy {
             retry_tolerance: Decimal::new(1, 2),
             retry_attempts: 2,
             retry_window: Duration::from_millis(500),
+            answer_grace: Duration::from_secs(2),
         }
     }
 }
@@ -103,6 +109,8 @@ pub struct Executor {
     store_errors: std::sync::atomic::AtomicU64,
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
+    /// Kalshi fills from the private channel, for orders whose answer was lost.
+    fill_watch: std::sync::OnceLock<Arc<FillWatch>>,
     /// Markets with a trade reconciliation could not settle: not traded.
     held_back: std::sync::Mutex<std::collections::HashSet<crate::domain::PairId>>,
 }
@@ -145,6 +153,7 @@ impl Executor {
             store_errors: Default::default(),
             leases: Default::default(),
             held_back: Default::default(),
+            fill_watch: Default::default(),
         })
     }
 
@@ -310,6 +319,11 @@ impl Executor {
         }
     }
 
+    /// Reads the Kalshi fill channel through `watch` when an order's answer is lost; set once.
+    pub fn watch_kalshi_fills(&self, watch: Arc<FillWatch>) {
+        let _ = self.fill_watch.set(watch);
+    }
+
     /// Trades only the markets `leases` holds (a shared store); set once, before trading.
     pub fn trade_only_leased(&self, leases: Arc<PairLeases>) {
         let _ = self.leases.set(leases);
@@ -473,6 +487,21 @@ impl Executor {
                 .await
             {
                 Ok(r) => Ok((Some(r.order_id.clone()), r.to_fill(&order, at))),
+                Err(e) if answer_lost(&e) => match self.fill_watch.get() {
+                    // The request went out and the answer did not come back: the
+                    // fill channel tells whether it filled.
+                    Some(watch) => match watch
+                        .wait(&order.client_order_id, self.policy.answer_grace)
+                        .await
+                    {
+                        Some((fill, order_id)) => {
+                            tracing::warn!(order = %order.client_order_id, error = %e, "Kalshi answer lost; the fill channel reported the fill");
+                            Ok((Some(order_id), Some(fill)))
+                        }
+                        None => Err(e.to_string()),
+                    },
+                    None => Err(e.to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             },
             Venue::Polymarket => {
@@ -890,6 +919,17 @@ impl Executor {
         self.booked("a trade's outcome", r);
         self.risk
             .trade_finished(&cmd.opportunity.pair, pnl, leg_failed);
+    }
+}
+
+/// The request may have reached Kalshi, but its answer did not reach us.
+fn answer_lost(e: &crate::venues::kalshi::KalshiError) -> bool {
+    use crate::venues::kalshi::KalshiError as K;
+    match e {
+        K::Transport { sent, .. } => *sent,
+        K::UnreadableResponse { .. } => true,
+        K::Other { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
