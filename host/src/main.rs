@@ -66,6 +66,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The latency and throughput harness (build with --release): the host
+    /// against the simulator on loopback, updates per second, hot reload,
+    /// peak memory; prints a markdown table.
+    Bench {
+        /// Where buy-both.wasm and walk-books.wasm are.
+        #[arg(long, default_value = "target/plugins")]
+        plugins: PathBuf,
+        /// Seconds of arbitrage windows on loopback.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Book updates per throughput run.
+        #[arg(long, default_value_t = 200_000)]
+        updates: usize,
+        /// Hot-reload swaps.
+        #[arg(long, default_value_t = 20)]
+        swaps: usize,
+    },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
 }
@@ -83,7 +100,10 @@ fn real_main() -> anyhow::Result<()> {
     // `.env` fills in variables that are not already set in the environment.
     let _ = dotenvy::dotenv();
     // Reports go to stdout; their log goes to stderr so the two never mix.
-    let log_to_stderr = matches!(cli.command, Some(Command::Replay { .. }));
+    let log_to_stderr = matches!(
+        cli.command,
+        Some(Command::Replay { .. } | Command::Bench { .. })
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -140,6 +160,23 @@ fn real_main() -> anyhow::Result<()> {
             } else {
                 print!("{}", report.to_markdown());
             }
+            Ok(())
+        }
+        Command::Bench {
+            plugins,
+            seconds,
+            updates,
+            swaps,
+        } => {
+            let opts = doubletime::bench::BenchOptions {
+                plugins_dir: plugins,
+                seconds,
+                updates,
+                swaps,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(doubletime::bench::run(&config, &opts))?;
+            print!("{}", report.to_markdown());
             Ok(())
         }
         Command::Sim { scenario } => {

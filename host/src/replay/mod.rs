@@ -9,7 +9,7 @@
 //! so tick-to-decision measures this host, not the recorded one.
 
 mod report;
-mod venues;
+pub(crate) mod venues;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -460,6 +460,7 @@ async fn create_order(
     uri: Uri,
     body: String,
 ) -> Response {
+    super::order_arrived(Venue::Kalshi);
     if let Some(r) = refused(&ctx, &headers, "POST", &uri) {
         return r;
     }

@@ -369,3 +369,31 @@ pub fn kalshi_signature_check(verifier: crate::venues::kalshi::KalshiVerifier) -
         },
     )
 }
+
+/// When order requests reached the simulator, for the latency harness
+/// (`doubletime bench`, tick-to-order). Nothing is kept unless a harness
+/// asked, so a long demo does not grow it.
+static ORDER_ARRIVALS: std::sync::Mutex<Option<Vec<(Venue, u64)>>> = std::sync::Mutex::new(None);
+
+/// Called first by each order endpoint.
+pub fn order_arrived(venue: Venue) {
+    let at = crate::strategy::now_micros();
+    if let Some(log) = ORDER_ARRIVALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
+        log.push((venue, at));
+    }
+}
+
+/// Starts keeping order arrivals (µs since the epoch) and returns those kept
+/// since the last call; `false` stops keeping them.
+pub fn order_arrivals(keep: bool) -> Vec<(Venue, u64)> {
+    let mut log = ORDER_ARRIVALS.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = log.take().unwrap_or_default();
+    if keep {
+        *log = Some(Vec::new());
+    }
+    taken
+}

@@ -396,6 +396,7 @@ fn dollars(units: u64) -> Decimal {
 }
 
 async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    super::order_arrived(Venue::Polymarket);
     let address = match authorize(&state, &headers, "POST", "/order", &body) {
         Ok(a) => a,
         Err(r) => return r.into_response(),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -165,6 +165,21 @@ struct Shared {
     evaluations: AtomicU64,
     /// Book message received → all plugins decided.
     tick_to_decision: Histogram,
+    /// Book changes covered by the evaluations (a coalesced delivery counts
+    /// each change it stands for): equals the changes published once drained.
+    changes: AtomicU64,
+    /// Where each published opportunity is reported with its receive time,
+    /// once the latency harness asks ([`StrategyRuntime::trace_opportunities`]).
+    trace: OnceLock<mpsc::Sender<OpportunityTrace>>,
+}
+
+/// A published opportunity and the book message behind it, for the latency harness.
+#[derive(Debug, Clone)]
+pub struct OpportunityTrace {
+    pub pair: PairId,
+    /// Receive time of the first book message the evaluation covered.
+    pub received_at: u64,
+    pub decided_at: u64,
 }
 
 impl Shared {
@@ -220,6 +235,8 @@ impl StrategyRuntime {
             initial: Mutex::new(InitialParams::default()),
             evaluations: AtomicU64::new(0),
             tick_to_decision: Histogram::default(),
+            changes: AtomicU64::new(0),
+            trace: OnceLock::new(),
         });
         let (tx, rx) = mpsc::channel();
         let worker_shared = shared.clone();
@@ -555,6 +572,18 @@ impl StrategyRuntime {
         self.shared.tick_to_decision.summary()
     }
 
+    /// Book changes the evaluations so far stood for (see [`Self::drain`]).
+    pub fn changes_evaluated(&self) -> u64 {
+        self.shared.changes.load(Ordering::Relaxed)
+    }
+
+    /// Reports every opportunity published from now on (once per runtime;
+    /// `None` if already asked).
+    pub fn trace_opportunities(&self) -> Option<mpsc::Receiver<OpportunityTrace>> {
+        let (tx, rx) = mpsc::channel();
+        self.shared.trace.set(tx).ok().map(|_| rx)
+    }
+
     pub fn host(&self) -> &PluginHost {
         &self.shared.host
     }
@@ -787,6 +816,9 @@ impl Worker {
             now,
         );
         self.shared.evaluations.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .changes
+            .fetch_add(u64::from(changed.changes), Ordering::Relaxed);
         let mut best: Option<Opportunity> = None;
         let shared = self.shared.clone();
         for slot in self
@@ -836,10 +868,18 @@ impl Worker {
                 Err(fault) => on_fault(&shared, slot, fault),
             }
         }
+        let decided_at = now_micros();
         self.shared
             .tick_to_decision
-            .record_ns(now_micros().saturating_sub(changed.first_received_at) * 1_000);
+            .record_ns(decided_at.saturating_sub(changed.first_received_at) * 1_000);
         if let Some(opportunity) = best {
+            if let Some(trace) = self.shared.trace.get() {
+                let _ = trace.send(OpportunityTrace {
+                    pair: pair.clone(),
+                    received_at: changed.first_received_at,
+                    decided_at,
+                });
+            }
             self.shared
                 .bus
                 .opportunities
