@@ -149,6 +149,18 @@ pub struct SimTrade {
     pub position_delta: Decimal,
 }
 
+/// A scheduled Kalshi series fee change (`GET /series/fee_changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFeeChange {
+    pub id: String,
+    pub series_ticker: String,
+    /// `quadratic`, `quadratic_with_maker_fees`, `flat`.
+    pub fee_type: String,
+    pub fee_multiplier: Decimal,
+    /// RFC 3339.
+    pub scheduled_ts: String,
+}
+
 /// One venue's account.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -214,6 +226,7 @@ pub struct Accounts {
     /// What `GET /version` says and which EIP-712 domain orders must use.
     pub polymarket_version: u32,
     pub kalshi_fees: KalshiFees,
+    pub kalshi_fee_changes: Vec<SimFeeChange>,
     pub polymarket_fees: PolymarketFees,
     next_id: u64,
 }
@@ -229,6 +242,7 @@ impl Default for Accounts {
             polymarket_settlement: Settlement::default(),
             polymarket_version: 2,
             kalshi_fees: KalshiFees::default(),
+            kalshi_fee_changes: Vec::new(),
             // Politics/finance category rate of the current fee table (§2.9).
             polymarket_fees: PolymarketFees {
                 rate: Decimal::new(4, 2),
@@ -391,6 +405,11 @@ impl SimHandle {
     /// The simulated Polymarket trades, oldest first.
     pub fn polymarket_trades(&self) -> Vec<SimTrade> {
         read(&self.state).accounts.polymarket_trades.clone()
+    }
+
+    /// Announces a Kalshi series fee change on `GET /series/fee_changes`.
+    pub fn add_kalshi_fee_change(&self, change: SimFeeChange) {
+        write(&self.state).accounts.kalshi_fee_changes.push(change);
     }
 
     pub fn set_kalshi_fees(&self, fees: KalshiFees) {

@@ -45,7 +45,10 @@ pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
             "/trade-api/v2/portfolio/events/orders/{order_id}",
             delete(cancel_order),
         )
+        .route("/trade-api/v2/portfolio/orders", get(list_orders))
         .route("/trade-api/v2/portfolio/orders/{order_id}", get(get_order))
+        .route("/trade-api/v2/series/fee_changes", get(series_fee_changes))
+        .route("/trade-api/v2/series/{series_ticker}", get(series))
         .route("/trade-api/v2/portfolio/balance", get(balance))
         .route("/trade-api/v2/portfolio/positions", get(positions))
         .route("/trade-api/v2/portfolio/fills", get(fills))
@@ -691,6 +694,94 @@ async fn get_order(
         Some(o) => axum::Json(json!({"order": order_json(o)})).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "order not found"),
     }
+}
+
+/// `GET /portfolio/orders?ticker=&status=&min_ts=&max_ts=` (one page).
+async fn list_orders(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
+        return r;
+    }
+    let ts = |k: &str| q.get(k).and_then(|s| s.parse::<u64>().ok());
+    let (min_ts, max_ts) = (ts("min_ts"), ts("max_ts"));
+    let st = read(&ctx.state);
+    let list: Vec<Value> = st
+        .accounts
+        .kalshi
+        .orders
+        .iter()
+        .filter(|o| q.get("ticker").is_none_or(|t| *t == o.market))
+        .map(order_json)
+        .filter(|o| {
+            q.get("status")
+                .is_none_or(|s| o["status"].as_str() == Some(s.as_str()))
+        })
+        .filter(|o| {
+            let created = o["created_ts_ms"].as_u64().unwrap_or(0) / 1_000;
+            min_ts.is_none_or(|m| created >= m) && max_ts.is_none_or(|m| created <= m)
+        })
+        .collect();
+    axum::Json(json!({"orders": list, "cursor": ""})).into_response()
+}
+
+/// The series of a simulated ticker: its first dash-separated part.
+fn series_of(ticker: &str) -> &str {
+    ticker.split('-').next().unwrap_or("")
+}
+
+/// A number as the venue sends `fee_multiplier` (a JSON number).
+fn json_number(d: Decimal) -> Value {
+    d.normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// `GET /series/{series_ticker}`: the account's fee model for every series.
+async fn series(State(ctx): State<Ctx>, Path(series_ticker): Path<String>) -> Response {
+    let st = read(&ctx.state);
+    if !st
+        .pairs
+        .iter()
+        .any(|p| series_of(&p.kalshi_ticker) == series_ticker)
+    {
+        return error(StatusCode::NOT_FOUND, "not_found", "series not found");
+    }
+    let fees = st.accounts.kalshi_fees;
+    let fee_type = match fees.fee_type {
+        crate::domain::KalshiFeeType::Quadratic => "quadratic",
+        crate::domain::KalshiFeeType::QuadraticWithMakerFees => "quadratic_with_maker_fees",
+    };
+    axum::Json(
+        json!({"series": {"ticker": series_ticker, "title": format!("Simulated {series_ticker}"),
+        "frequency": "custom", "category": "Simulated", "fee_type": fee_type,
+        "fee_multiplier": json_number(fees.multiplier), "settlement_sources": []}}),
+    )
+    .into_response()
+}
+
+/// `GET /series/fee_changes?series_ticker=&show_historical=`.
+async fn series_fee_changes(
+    State(ctx): State<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let st = read(&ctx.state);
+    let list: Vec<Value> = st
+        .accounts
+        .kalshi_fee_changes
+        .iter()
+        .filter(|c| q.get("series_ticker").is_none_or(|t| *t == c.series_ticker))
+        .map(|c| {
+            json!({"id": c.id, "series_ticker": c.series_ticker, "fee_type": c.fee_type,
+                "fee_multiplier": json_number(c.fee_multiplier), "scheduled_ts": c.scheduled_ts})
+        })
+        .collect();
+    axum::Json(json!({"series_fee_change_arr": list})).into_response()
 }
 
 async fn cancel_order(

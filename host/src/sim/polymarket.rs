@@ -541,10 +541,10 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
     let mut notional = Decimal::ZERO;
     let mut fee_total = Decimal::ZERO;
     let mut trade_ids = Vec::new();
-    let (taken_side, mirror_side) = match o.side {
     let mut trades = Vec::new();
     let condition_id = st.pairs[i].condition_id.clone();
     let outcome_word = if is_yes { "Yes" } else { "No" };
+    let (taken_side, mirror_side) = match o.side {
         OrderSide::Buy => (Side::Ask, Side::Bid),
         OrderSide::Sell => (Side::Bid, Side::Ask),
     };
@@ -593,7 +593,6 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
             cash,
             shares_delta,
         );
-        trade_ids.push(fill_id);
         trades.push(SimTrade {
             trade_id: fill_id.clone(),
             taker_order_id: order_id.clone(),
@@ -617,6 +616,7 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
             cash_delta: cash,
             position_delta: shares_delta,
         });
+        trade_ids.push(fill_id);
         notional += cost;
         fee_total += fee;
     }
@@ -641,15 +641,15 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
         ts_ms,
     });
     broadcast(st, i, diff);
-    drop(guard);
     // The user channel: the order, then its trades as MATCHED; the chain
     // settles them afterwards.
     if let Some(placed) = st.accounts.polymarket.orders.last().cloned() {
         polymarket_user::push_order(st, &placed, "PLACEMENT");
     }
     polymarket_user::matched(st, trades);
-
+    drop(guard);
     tokio::spawn(polymarket_user::settle(state.clone(), trade_ids.clone()));
+
     // BUY: making = collateral paid, taking = shares received; SELL mirrors it.
     let (making, taking) = match o.side {
         OrderSide::Buy => (notional, filled.value()),
@@ -689,9 +689,9 @@ async fn cancel_order(State(state): State<Shared>, headers: HeaderMap, body: Str
     let (canceled, not_canceled) = match st.accounts.polymarket.order_mut(&id) {
         Some(o) if o.status == SimOrderStatus::Resting => {
             o.status = SimOrderStatus::Canceled;
-            (vec![id], json!({}))
             let o = o.clone();
             polymarket_user::push_order(&st, &o, "CANCELLATION");
+            (vec![id], json!({}))
         }
         Some(_) => (
             vec![],
@@ -802,12 +802,21 @@ async fn clob_market(State(state): State<Shared>, Path(condition_id): Path<Strin
 
 /// Checks the four L1 headers: an EIP-712 `ClobAuth` signature by
 /// `POLY_ADDRESS` over `POLY_TIMESTAMP` (within 5 minutes) and `POLY_NONCE`.
-fn l1_signer(headers: &HeaderMap) -> Result<(Address, u64), Response> {
+/// Refused L1 headers: 401, as for L2.
+struct L1Refused;
+
+impl IntoResponse for L1Refused {
+    fn into_response(self) -> Response {
+        reject(StatusCode::UNAUTHORIZED, "Invalid L1 Request headers")
+    }
+}
+
+fn l1_signer(headers: &HeaderMap) -> Result<(Address, u64), L1Refused> {
     use crate::venues::polymarket::auth::{
         POLY_ADDRESS, POLY_NONCE, POLY_SIGNATURE, POLY_TIMESTAMP, clob_auth_digest,
     };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let refused = || reject(StatusCode::UNAUTHORIZED, "Invalid L1 Request headers");
+    let refused = || L1Refused;
     let address = header(POLY_ADDRESS)
         .and_then(|a| Address::from_str(a).ok())
         .ok_or_else(refused)?;
@@ -841,7 +850,7 @@ fn creds_json(c: &ApiCreds) -> Response {
 async fn create_api_key(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let (address, nonce) = match l1_signer(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut st = write(&state);
     let accounts = &mut st.accounts;
@@ -871,7 +880,7 @@ async fn create_api_key(State(state): State<Shared>, headers: HeaderMap) -> Resp
 async fn derive_api_key(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let (address, nonce) = match l1_signer(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let st = read(&state);
     match st

@@ -600,6 +600,124 @@ impl BalanceResponse {
     }
 }
 
+/// A series' `fee_type` (§1.5, §1.8). Unknown values are kept, not guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesFeeType {
+    Quadratic,
+    QuadraticWithMakerFees,
+    Flat,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl SeriesFeeType {
+    /// The domain fee model for this type and multiplier. `None` for fee types
+    /// the domain does not model (`flat`, unknown): do not trade on a guess.
+    pub fn fees(&self, multiplier: Decimal) -> Option<crate::domain::KalshiFees> {
+        use crate::domain::{KalshiFeeType, KalshiFees};
+        let fee_type = match self {
+            SeriesFeeType::Quadratic => KalshiFeeType::Quadratic,
+            SeriesFeeType::QuadraticWithMakerFees => KalshiFeeType::QuadraticWithMakerFees,
+            SeriesFeeType::Flat | SeriesFeeType::Other(_) => return None,
+        };
+        Some(KalshiFees {
+            multiplier,
+            fee_type,
+            ..KalshiFees::default()
+        })
+    }
+}
+
+/// A number Kalshi may send as a JSON number (`fee_multiplier: 0.5`, a float in
+/// its SDKs) or a string, read through its shortest text — never as a float.
+fn lenient_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    use serde::de::Error;
+    let text = match Value::deserialize(d)? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s,
+        _ => return Err(D::Error::custom("expected a number")),
+    };
+    text.trim()
+        .parse::<Decimal>()
+        .or_else(|_| Decimal::from_scientific(text.trim()))
+        .map_err(D::Error::custom)
+}
+
+/// `GET /series/{series_ticker}` -> `{"series": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeriesResponse {
+    pub series: Series,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Series {
+    pub ticker: String,
+    #[serde(default)]
+    pub title: String,
+    pub fee_type: SeriesFeeType,
+    #[serde(deserialize_with = "lenient_decimal")]
+    pub fee_multiplier: Decimal,
+    #[serde(default)]
+    pub settlement_sources: Vec<Value>,
+}
+
+/// `GET /series/fee_changes` -> `{"series_fee_change_arr": [...]}`. The API
+/// reference's example spells the keys in PascalCase, the SDK models in
+/// snake_case: both are read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeriesFeeChangesResponse {
+    #[serde(default)]
+    pub series_fee_change_arr: Vec<SeriesFeeChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeriesFeeChange {
+    #[serde(alias = "ID")]
+    pub id: String,
+    #[serde(alias = "SeriesTicker")]
+    pub series_ticker: String,
+    #[serde(alias = "FeeType")]
+    pub fee_type: SeriesFeeType,
+    #[serde(alias = "FeeMultiplier", deserialize_with = "lenient_decimal")]
+    pub fee_multiplier: Decimal,
+    /// RFC 3339, when the change takes effect.
+    #[serde(alias = "ScheduledTs")]
+    pub scheduled_ts: String,
+}
+
+/// One order (`GET /portfolio/orders`, `GET /portfolio/orders/{order_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WireOrder {
+    pub order_id: String,
+    #[serde(default)]
+    pub client_order_id: Option<String>,
+    pub ticker: String,
+    pub status: OrderStatus,
+    pub book_side: Option<BookSide>,
+    #[serde(default, deserialize_with = "fixed::opt_price")]
+    pub yes_price_dollars: Option<Price>,
+    #[serde(default, deserialize_with = "fixed::opt_dollars")]
+    pub initial_count_fp: Option<Decimal>,
+    #[serde(default, deserialize_with = "fixed::opt_dollars")]
+    pub fill_count_fp: Option<Decimal>,
+    #[serde(default, deserialize_with = "fixed::opt_dollars")]
+    pub remaining_count_fp: Option<Decimal>,
+    #[serde(default, deserialize_with = "fixed::opt_usd")]
+    pub taker_fees_dollars: Option<Usd>,
+    pub created_ts_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Resting,
+    Canceled,
+    Executed,
+    #[serde(other)]
+    Unknown,
+}
+
 /// V2 `BookSide`: the YES leg only. `bid` = buy YES, `ask` = sell YES (= buy NO).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

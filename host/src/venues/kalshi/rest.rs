@@ -23,7 +23,10 @@ use serde_json::Value;
 
 use super::auth::KalshiSigner;
 use super::errors::KalshiError;
-use super::messages::{BalanceResponse, Market, MarketResponse, OrderbookResponse};
+use super::messages::{
+    BalanceResponse, Market, MarketResponse, OrderbookResponse, Series, SeriesFeeChange,
+    SeriesFeeChangesResponse, SeriesResponse, WireOrder,
+};
 use super::orders::{
     AUTO_ROUTE, KalshiOrderResult, create_order_request, parse_create_order_response,
 };
@@ -70,6 +73,40 @@ pub struct KalshiCancel {
     pub order_id: String,
     pub reduced_by: Option<Size>,
 }
+
+/// Filters of `GET /portfolio/orders`; `None`s are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub ticker: Option<String>,
+    /// `resting`, `canceled` or `executed`.
+    pub status: Option<String>,
+    /// Unix seconds.
+    pub min_ts: Option<u64>,
+    pub max_ts: Option<u64>,
+}
+
+impl OrderQuery {
+    fn query(&self, cursor: &str) -> String {
+        let mut parts = vec!["limit=1000".to_string()];
+        for (k, v) in [
+            ("ticker", self.ticker.clone()),
+            ("status", self.status.clone()),
+            ("min_ts", self.min_ts.map(|x| x.to_string())),
+            ("max_ts", self.max_ts.map(|x| x.to_string())),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={}", http::segment(&v)));
+            }
+        }
+        if !cursor.is_empty() {
+            parts.push(format!("cursor={}", http::segment(cursor)));
+        }
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// Pages followed at most, so a venue that keeps returning cursors cannot loop us.
+const MAX_PAGES: usize = 100;
 
 pub struct KalshiRest {
     http: reqwest::Client,
@@ -193,6 +230,88 @@ impl KalshiRest {
             .iter()
             .map(|f| parse_fill(f).ok_or_else(|| unreadable(status, "fill missing fields")))
             .collect()
+    }
+
+    /// A series' fee type and multiplier (`GET /series/{series_ticker}`, §1.5);
+    /// [`SeriesFeeType::fees`](super::messages::SeriesFeeType::fees) gives the domain model.
+    pub async fn series(&self, series_ticker: &str) -> Result<Series, KalshiError> {
+        let path = format!("/series/{}", http::segment(series_ticker));
+        let (status, body) = self.get(&path, "").await?;
+        serde_json::from_str::<SeriesResponse>(&body)
+            .map(|s| s.series)
+            .map_err(|e| unreadable(status, e))
+    }
+
+    /// Scheduled series fee changes (`GET /series/fee_changes`, §1.8), for one
+    /// series or all; `show_historical` includes those already in effect.
+    pub async fn series_fee_changes(
+        &self,
+        series_ticker: Option<&str>,
+        show_historical: bool,
+    ) -> Result<Vec<SeriesFeeChange>, KalshiError> {
+        let mut query = format!("?show_historical={show_historical}");
+        if let Some(t) = series_ticker {
+            query.push_str(&format!("&series_ticker={}", http::segment(t)));
+        }
+        let (status, body) = self.get("/series/fee_changes", &query).await?;
+        serde_json::from_str::<SeriesFeeChangesResponse>(&body)
+            .map(|r| r.series_fee_change_arr)
+            .map_err(|e| unreadable(status, e))
+    }
+
+    /// Our orders (`GET /portfolio/orders`, every page). Terminal orders older
+    /// than the historical cutoff (~3 months, §1.9) are not listed here.
+    pub async fn orders(&self, q: &OrderQuery) -> Result<Vec<WireOrder>, KalshiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            orders: Vec<WireOrder>,
+            #[serde(default)]
+            cursor: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_PAGES {
+            let (status, body) = self.get("/portfolio/orders", &q.query(&cursor)).await?;
+            let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+            out.extend(page.orders);
+            match page.cursor {
+                Some(c) if !c.is_empty() && c != cursor => cursor = c,
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One order (`GET /portfolio/orders/{order_id}`); `None` on 404.
+    pub async fn order(&self, order_id: &str) -> Result<Option<WireOrder>, KalshiError> {
+        #[derive(Deserialize)]
+        struct One {
+            order: WireOrder,
+        }
+        let path = format!("/portfolio/orders/{}", http::segment(order_id));
+        match self.get(&path, "").await {
+            Ok((status, body)) => serde_json::from_str::<One>(&body)
+                .map(|o| Some(o.order))
+                .map_err(|e| unreadable(status, e)),
+            Err(KalshiError::Other { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The order we sent with `client_order_id` (crash reconciliation: the
+    /// id is ours, the venue's order id may never have reached us). Narrow
+    /// with `q` (ticker, time window) to keep the listing short.
+    pub async fn order_by_client_order_id(
+        &self,
+        client_order_id: &str,
+        q: &OrderQuery,
+    ) -> Result<Option<WireOrder>, KalshiError> {
+        Ok(self
+            .orders(q)
+            .await?
+            .into_iter()
+            .find(|o| o.client_order_id.as_deref() == Some(client_order_id)))
     }
 
     /// Places `order` on `ticker` (V2, auto-routed to the market's shard) and
@@ -384,6 +503,32 @@ mod tests {
         assert_eq!(f.yes_price, Price::parse("0.56").unwrap());
         assert_eq!(f.fee, Usd::parse("0.18").unwrap());
         assert!(parse_fill(&serde_json::json!({"fill_id": "x"})).is_none());
+    }
+
+    #[test]
+    fn fee_changes_read_both_documented_spellings() {
+        use crate::venues::kalshi::messages::{SeriesFeeChangesResponse, SeriesFeeType};
+        // The API reference's example (PascalCase, a numeric multiplier) and
+        // the SDK model's snake_case.
+        let pascal: SeriesFeeChangesResponse = serde_json::from_str(
+            r#"{"series_fee_change_arr":[{"FeeMultiplier":123,"FeeType":"quadratic","ID":"a",
+                "ScheduledTs":"2023-11-07T05:31:56Z","SeriesTicker":"KXINX"}]}"#,
+        )
+        .unwrap();
+        let snake: SeriesFeeChangesResponse = serde_json::from_str(
+            r#"{"series_fee_change_arr":[{"fee_multiplier":"0.5","fee_type":"something_new","id":"b",
+                "scheduled_ts":"2026-01-01T00:00:00Z","series_ticker":"KXNBA"}]}"#,
+        )
+        .unwrap();
+        let a = &pascal.series_fee_change_arr[0];
+        assert_eq!(
+            (a.fee_multiplier, &a.fee_type),
+            (Decimal::from(123), &SeriesFeeType::Quadratic)
+        );
+        let b = &snake.series_fee_change_arr[0];
+        assert_eq!(b.fee_multiplier, Decimal::new(5, 1));
+        assert_eq!(b.fee_type, SeriesFeeType::Other("something_new".into()));
+        assert_eq!(b.fee_type.fees(b.fee_multiplier), None);
     }
 
     #[test]
