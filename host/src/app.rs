@@ -137,20 +137,39 @@ pub async fn run(
         .then(|| crate::venues::polymarket::PolySigner::from_private_key(wallet))
         .transpose()
         .map_err(|e| anyhow::anyhow!("POLYMARKET_WALLET_PRIVATE_KEY: {e}"))?;
+    let has_wallet = poly_signer.is_some();
+    let mut polymarket = crate::venues::polymarket::rest::PolymarketRest::new(
+        &urls.polymarket_rest,
+        None,
+        poly_signer,
+    )?;
+    // L2 credentials come from the wallet (L1): created once, derived afterwards.
+    let mut poly_creds = None;
+    if has_wallet {
+        match polymarket.create_or_derive_api_key(0).await {
+            Ok(creds) => {
+                polymarket = polymarket.with_creds(creds.clone());
+                poly_creds = Some(creds);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no Polymarket API credentials: orders and the user channel are off")
+            }
+        }
+    }
     let clients = crate::execution::VenueClients {
         kalshi: crate::venues::kalshi::rest::KalshiRest::new(&urls.kalshi_rest, signer.clone())?,
-        polymarket: crate::venues::polymarket::rest::PolymarketRest::new(
-            &urls.polymarket_rest,
-            None,
-            poly_signer,
-        )?,
+        polymarket,
     };
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
     log_plugins(&host);
     let recorder = recorder(record.as_deref())?;
-    let feeds = crate::feeds::Feeds::start(&host, &urls, signer, recorder.clone());
+    let mut feeds = crate::feeds::Feeds::start(&host, &urls, signer, recorder.clone());
+    if let Some(creds) = poly_creds {
+        feeds.start_polymarket_user(&host, &urls, creds, recorder.clone());
+    }
     let mut trading = start_trading(&host, clients).await?;
     trading.watch_kalshi_fills(&feeds);
+    trading.watch_polymarket_settlement(&feeds);
     serve_until_stopped(host, duration, |status| {
         if let StatusEvent::Feed(f) = status {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail);
@@ -169,6 +188,15 @@ pub struct Trading {
 }
 
 impl Trading {
+    /// Lets the executor follow Polymarket trade settlement on the feeds' user channel.
+    pub fn watch_polymarket_settlement(&mut self, feeds: &crate::feeds::Feeds) {
+        if let Some(rx) = feeds.polymarket_user() {
+            let (watch, task) = crate::execution::SettlementWatch::spawn(rx);
+            self.executor.watch_polymarket_settlement(watch);
+            self.tasks.push(task);
+        }
+    }
+
     /// Lets the executor read the feeds' Kalshi fill channel when an order's answer is lost.
     pub fn watch_kalshi_fills(&mut self, feeds: &crate::feeds::Feeds) {
         if let Some(rx) = feeds.kalshi_fills() {

@@ -123,6 +123,13 @@ pub async fn run_demo(
     );
     let creds = demo_poly_creds();
     sim.set_polymarket_creds(creds.clone());
+    let mut feeds = feeds;
+    feeds.start_polymarket_user(
+        &host,
+        &VenueUrls::from_sim(&sim),
+        creds.clone(),
+        recorder.clone(),
+    );
     let clients = VenueClients {
         kalshi: KalshiRest::new(&sim.kalshi_rest_url, Some(signer))?,
         polymarket: PolymarketRest::new(
@@ -133,6 +140,7 @@ pub async fn run_demo(
     };
     let mut trading = crate::app::start_trading(&host, clients).await?;
     trading.watch_kalshi_fills(&feeds);
+    trading.watch_polymarket_settlement(&feeds);
     crate::app::serve_until_stopped(host.clone(), duration, |status| match status {
         StatusEvent::Feed(f) => {
             tracing::info!(venue = %f.venue, status = ?f.status, "feed: {}", f.detail)

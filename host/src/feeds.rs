@@ -45,6 +45,8 @@ impl VenueUrls {
 /// The running feeds.
 pub struct Feeds {
     pub stats: HashMap<Venue, Arc<FeedStats>>,
+    /// Our Polymarket orders and trades from the user channel (only with L2 credentials).
+    polymarket_user: Option<tokio::sync::broadcast::Sender<crate::venues::polymarket::UserEvent>>,
     /// Our Kalshi fills from the private `fill` channel (only with a Kalshi key).
     kalshi_fills: Option<tokio::sync::broadcast::Sender<crate::venues::kalshi::KalshiFillEvent>>,
     stop: watch::Sender<bool>,
@@ -111,10 +113,59 @@ impl Feeds {
 
         Feeds {
             stats,
+            polymarket_user: None,
             kalshi_fills,
             stop,
             tasks,
         }
+    }
+
+    /// Starts the Polymarket user channel (our orders and trades, settlement
+    /// status) for the host's markets. Its URL is the market channel's with
+    /// `/market` replaced by `/user`, as on the real venue and the simulator.
+    pub fn start_polymarket_user(
+        &mut self,
+        host: &Host,
+        urls: &VenueUrls,
+        creds: crate::venues::polymarket::ApiCreds,
+        recorder: Option<Arc<Recorder>>,
+    ) {
+        let url = match urls.polymarket_ws.strip_suffix("/market") {
+            Some(base) => format!("{base}/user"),
+            None => {
+                tracing::warn!(url = %urls.polymarket_ws, "cannot tell the Polymarket user channel's URL; trade settlement is not followed");
+                return;
+            }
+        };
+        let markets = host
+            .books
+            .all()
+            .iter()
+            .map(|e| e.pair.polymarket_condition_id.clone())
+            .collect();
+        let (tx, _) = tokio::sync::broadcast::channel(1024);
+        let cfg = crate::venues::polymarket::UserFeedConfig::new(url, creds, markets);
+        let stats = self
+            .stats
+            .get(&Venue::Polymarket)
+            .cloned()
+            .unwrap_or_default();
+        self.tasks
+            .push(tokio::spawn(crate::venues::polymarket::run_user_feed(
+                cfg,
+                tx.clone(),
+                stats,
+                recorder,
+                self.stop.subscribe(),
+            )));
+        self.polymarket_user = Some(tx);
+    }
+
+    /// Our Polymarket user-channel events from now on, if it was started.
+    pub fn polymarket_user(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::venues::polymarket::UserEvent>> {
+        self.polymarket_user.as_ref().map(|tx| tx.subscribe())
     }
 
     /// Our Kalshi fills from now on, if the feed is authenticated.

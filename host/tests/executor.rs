@@ -481,3 +481,63 @@ async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
     );
     assert!(rig.sim.fills(Venue::Kalshi).is_empty());
 }
+
+/// Follows the simulator's Polymarket user channel, as the host does; returns
+/// once the channel is connected.
+async fn follow_settlement(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
+    use doubletime::execution::SettlementWatch;
+    use doubletime::venues::polymarket::{UserEvent, UserFeedConfig, run_user_feed};
+    let (tx, mut seen) = tokio::sync::broadcast::channel(256);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (watch, _task) = SettlementWatch::spawn(tx.subscribe());
+    rig.executor.watch_polymarket_settlement(watch);
+    let cfg = UserFeedConfig::new(rig.sim.polymarket_user_ws_url.clone(), creds(), vec![]);
+    tokio::spawn(run_user_feed(
+        cfg,
+        tx,
+        Arc::new(doubletime::venues::feed::FeedStats::default()),
+        None,
+        shutdown,
+    ));
+    tokio::time::timeout(WAIT, async {
+        while !matches!(seen.recv().await, Ok(UserEvent::Connected)) {}
+    })
+    .await
+    .expect("the user channel connects");
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polymarket_trade_that_fails_on_chain_is_a_failed_leg() {
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let rig = rig(false, dec!(0.01)).await;
+    let _feed = follow_settlement(&rig).await;
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::Fail,
+        step: std::time::Duration::from_millis(5),
+    });
+    rig.executor
+        .execute(execute(&rig, "t20", "0.45", "0.57", 10))
+        .await;
+    // Matched, then FAILED: the Polymarket leg did not happen, the retry fails
+    // the same way, and the Kalshi leg is sold back.
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    assert!(t.no_fill.is_none(), "a FAILED trade is no fill");
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(0));
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(0));
+    assert!(rig.positions().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_polymarket_trade_completes_the_hedge() {
+    let rig = rig(false, dec!(0.01)).await;
+    let _feed = follow_settlement(&rig).await;
+    rig.executor
+        .execute(execute(&rig, "t21", "0.45", "0.57", 10))
+        .await;
+    assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
+}

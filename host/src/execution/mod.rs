@@ -19,8 +19,10 @@
 
 mod fill_watch;
 mod record;
+mod settlement;
 
 pub use fill_watch::FillWatch;
+pub use settlement::{Settled, SettlementWatch};
 
 pub use record::{Position, TradeOutcome, TradeRecord};
 
@@ -77,6 +79,9 @@ pub struct ExecutionPolicy {
     pub retry_window: Duration,
     /// How long a Kalshi order whose answer was lost waits for its fill on the `fill` channel.
     pub answer_grace: Duration,
+    /// How long a matched Polymarket leg waits for its trades to be `CONFIRMED`
+    /// (or `FAILED`) on the user channel before the venue is asked.
+    pub confirm_within: Duration,
 }
 
 impl Default for ExecutionPolicy {
@@ -88,6 +93,7 @@ impl Default for ExecutionPolicy {
             retry_attempts: 2,
             retry_window: Duration::from_millis(500),
             answer_grace: Duration::from_secs(2),
+            confirm_within: Duration::from_secs(20),
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct Executor {
     store_errors: std::sync::atomic::AtomicU64,
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
+    /// Polymarket trade statuses from the user channel.
+    settlement: std::sync::OnceLock<Arc<SettlementWatch>>,
     /// Kalshi fills from the private channel, for orders whose answer was lost.
     fill_watch: std::sync::OnceLock<Arc<FillWatch>>,
     /// Markets with a trade reconciliation could not settle: not traded.
@@ -154,6 +162,7 @@ impl Executor {
             leases: Default::default(),
             held_back: Default::default(),
             fill_watch: Default::default(),
+            settlement: Default::default(),
         })
     }
 
@@ -322,6 +331,51 @@ impl Executor {
     /// Reads the Kalshi fill channel through `watch` when an order's answer is lost; set once.
     pub fn watch_kalshi_fills(&self, watch: Arc<FillWatch>) {
         let _ = self.fill_watch.set(watch);
+    }
+
+    /// Follows Polymarket trade settlement through `watch`: a matched leg counts
+    /// once its trades are `CONFIRMED`, and fails if one is `FAILED`. Set once.
+    pub fn watch_polymarket_settlement(&self, watch: Arc<SettlementWatch>) {
+        let _ = self.settlement.set(watch);
+    }
+
+    /// Waits for a matched Polymarket leg's trades to settle; `Err` when one failed.
+    async fn settled(&self, trade_ids: &[String]) -> Result<(), String> {
+        let Some(watch) = self.settlement.get() else {
+            return Ok(());
+        };
+        match watch.wait(trade_ids, self.policy.confirm_within).await {
+            Settled::Confirmed => Ok(()),
+            Settled::Failed { trade_id } => Err(format!(
+                "polymarket: trade {trade_id} FAILED on-chain; the match did not happen"
+            )),
+            Settled::Pending => {
+                // The channel may have dropped: ask the venue for each trade.
+                for id in trade_ids {
+                    let q = crate::venues::polymarket::rest::TradeQuery {
+                        id: Some(id.clone()),
+                        ..Default::default()
+                    };
+                    match self.clients.polymarket.trades(&q).await {
+                        Ok(found) => {
+                            if found.iter().any(|t| {
+                                t.trade_id == *id
+                                    && t.status == crate::venues::polymarket::TradeStatus::Failed
+                            }) {
+                                return Err(format!(
+                                    "polymarket: trade {id} FAILED on-chain; the match did not happen"
+                                ));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(trade = %id, error = %e, "could not ask Polymarket how a trade settled")
+                        }
+                    }
+                }
+                tracing::warn!(trades = ?trade_ids, "polymarket trades not confirmed in time; the match stands");
+                Ok(())
+            }
+        }
     }
 
     /// Trades only the markets `leases` holds (a shared store); set once, before trading.
@@ -516,10 +570,14 @@ impl Executor {
                     .post_order(&order, token, tick, entry.pair.neg_risk)
                     .await
                 {
-                    Ok(r) => Ok((
-                        Some(r.order_id.clone()),
-                        r.to_fill(&order, &entry.fees.polymarket, at),
-                    )),
+                    Ok(r) => {
+                        let fill = r.to_fill(&order, &entry.fees.polymarket, at);
+                        // A match is final only once its trades are CONFIRMED.
+                        match (&fill, self.settled(&r.trade_ids).await) {
+                            (Some(_), Err(failed)) => Err(failed),
+                            _ => Ok((Some(r.order_id.clone()), fill)),
+                        }
+                    }
                     Err(e) => Err(e.to_string()),
                 }
             }
