@@ -331,3 +331,68 @@ async fn bad_credentials_are_dropped_and_the_feed_keeps_retrying() {
     stop.send(true).unwrap();
     tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_trades_scenario_event_makes_matched_trades_fail() {
+    use doubletime::sim::{EventKind, Scenario, ScenarioEvent, SimConfig, SimPair};
+    let pair = support::pair("fed");
+    // Applied on the driver's first pass, before it draws the first books,
+    // which `replace_books` waits for.
+    let sim = doubletime::sim::start(SimConfig {
+        pairs: vec![SimPair::from(&pair)],
+        scenario: Scenario {
+            seed: 11,
+            tick_ms: 3_600_000,
+            events: vec![ScenarioEvent {
+                at_ms: 0,
+                pair: None,
+                kind: EventKind::FailTrades,
+                direction: None,
+                edge: None,
+                size: None,
+                duration_ms: Some(3_600_000),
+                venue: Some(Venue::Polymarket),
+            }],
+        },
+        kalshi_auth: None,
+    })
+    .await
+    .unwrap();
+    sim.set_polymarket_creds(good_creds());
+    // Returns once the driver drew the first books, i.e. after its first pass
+    // applied the event. A scripted event wakes the driver once more, which
+    // may draw new books: the order below takes whatever is there.
+    sim.replace_books(0, support::order_books()).await;
+    let wallet = PolySigner::from_private_key(&Secret::new(WALLET_KEY)).unwrap();
+    let c = Clob {
+        rest: PolymarketRest::new(&sim.polymarket_rest_url, Some(good_creds()), Some(wallet))
+            .unwrap(),
+        sim,
+        yes: pair.polymarket_yes_token,
+        condition_id: pair.polymarket_condition_id,
+    };
+    let (mut events, stop, task) = user_feed(&c, good_creds());
+    subscribed(&c.sim).await;
+    let o = support::order(
+        Venue::Polymarket,
+        "leg",
+        Outcome::Yes,
+        "0.99",
+        5,
+        TimeInForce::FillOrKill,
+    );
+    let r = c
+        .rest
+        .post_order(&o, &c.yes, TickSize::Hundredth, false)
+        .await
+        .unwrap();
+    let seen = until_final(&mut events, r.trade_ids.len()).await;
+    assert_eq!(
+        statuses(&seen, &r.trade_ids[0]).last(),
+        Some(&TradeStatus::Failed)
+    );
+    assert_eq!(c.sim.position(Venue::Polymarket, c.yes.as_str()), dec!(0));
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+}

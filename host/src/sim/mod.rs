@@ -235,14 +235,21 @@ async fn drive(
     let mut next = 0;
     let mut frozen: HashMap<usize, u64> = HashMap::new();
     let mut thin: HashMap<usize, u64> = HashMap::new();
+    // Until when matched Polymarket trades fail (scenario `fail_trades`).
+    let mut failing_until: Option<u64> = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(scenario.tick_ms.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut due = Vec::new();
-        // Wake for the next tick, an injected event, or the next scripted event.
+        // Wake for the next tick, an injected event, the next scripted event
+        // or the end of a `fail_trades` window.
         let next_event = events
             .get(next)
-            .map(|e| read(&state).started + Duration::from_millis(e.at_ms));
+            .map(|e| e.at_ms)
+            .into_iter()
+            .chain(failing_until)
+            .min()
+            .map(|at_ms| read(&state).started + Duration::from_millis(at_ms));
         let scripted = async {
             match next_event {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -286,6 +293,10 @@ async fn drive(
                     st.markets[i].max_level_size = e.size.and_then(|s| Size::new(s).ok());
                     thin.insert(i, now_ms + e.duration_ms.unwrap_or(1_000));
                 }
+                (EventKind::FailTrades, _) => {
+                    st.accounts.polymarket_settlement.outcome = accounts::TradeOutcome::Fail;
+                    failing_until = Some(now_ms + e.duration_ms.unwrap_or(1_000));
+                }
                 (EventKind::Gap, _) => {
                     let _ = st.feed.send(FeedEvent::Gap {
                         venue: e.venue.unwrap_or(Venue::Kalshi),
@@ -314,6 +325,10 @@ async fn drive(
             keep
         });
         frozen.retain(|_, until| *until > now_ms);
+        if failing_until.is_some_and(|until| until <= now_ms) {
+            failing_until = None;
+            st.accounts.polymarket_settlement.outcome = accounts::TradeOutcome::Confirm;
+        }
         let st = &mut *st;
         for (i, m) in st.markets.iter_mut().enumerate() {
             if frozen.contains_key(&i) {

@@ -7,11 +7,11 @@
 //! [[events]]
 //! at_ms = 2000
 //! pair = "fed-dec-hold"
-//! kind = "arb_window"      # arb_window | gap | disconnect | malformed | stale | thin
+//! kind = "arb_window"      # arb_window | gap | disconnect | malformed | stale | thin | fail_trades
 //! direction = "kalshi_yes" # arb_window: kalshi_yes | polymarket_yes
 //! edge = "0.04"            # arb_window: 1 − (YES + NO)
 //! size = "50"              # arb_window: contracts at that price; thin: cap per level
-//! duration_ms = 1500       # arb_window, stale, thin
+//! duration_ms = 1500       # arb_window, stale, thin, fail_trades
 //! venue = "kalshi"         # gap, disconnect, malformed, stale
 //! ```
 
@@ -36,6 +36,9 @@ pub enum EventKind {
     Stale,
     /// Cap every level's size for a while.
     Thin,
+    /// Polymarket trades matched for a while end `FAILED` on the chain
+    /// (§2.4): the order answer says matched, the leg did not happen.
+    FailTrades,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +110,7 @@ impl Scenario {
                     "size and duration_ms",
                     e.size.is_some() && e.duration_ms.is_some(),
                 )?,
+                EventKind::FailTrades => need("duration_ms", e.duration_ms.is_some())?,
             }
         }
         Ok(s)
@@ -163,5 +167,11 @@ mod tests {
             Scenario::from_toml("[[events]]\nat_ms = 1\nkind = \"arb_window\"\n").unwrap_err();
         assert!(err.contains("direction"), "{err}");
         assert!(Scenario::from_toml("[[events]]\nat_ms = 1\nkind = \"earthquake\"\n").is_err());
+        let s = Scenario::from_toml(
+            "[[events]]\nat_ms = 5\nkind = \"fail_trades\"\nduration_ms = 100\n",
+        )
+        .unwrap();
+        assert_eq!(s.events[0].kind, EventKind::FailTrades);
+        assert!(Scenario::from_toml("[[events]]\nat_ms = 5\nkind = \"fail_trades\"\n").is_err());
     }
 }
