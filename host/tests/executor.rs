@@ -62,6 +62,16 @@ async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
 }
 
 async fn rig_with(dry_run: bool, retry_tolerance: Decimal, leg_mode: LegMode) -> Rig {
+    rig_full(dry_run, retry_tolerance, leg_mode, false).await
+}
+
+/// `kalshi_down`: the executor's Kalshi REST client points at a closed port.
+async fn rig_full(
+    dry_run: bool,
+    retry_tolerance: Decimal,
+    leg_mode: LegMode,
+    kalshi_down: bool,
+) -> Rig {
     let pair = support::pair("fed");
     let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
     let fees = PairFees {
@@ -87,8 +97,14 @@ async fn rig_with(dry_run: bool, retry_tolerance: Decimal, leg_mode: LegMode) ->
         st
     };
     let bus = Arc::new(Bus::default());
+    let kalshi_url = if kalshi_down {
+        // Port 1 on loopback: nothing listens, every request is refused.
+        "http://127.0.0.1:1/trade-api/v2".to_string()
+    } else {
+        sim.kalshi_rest_url.clone()
+    };
     let clients = Arc::new(VenueClients {
-        kalshi: KalshiRest::new(&sim.kalshi_rest_url, None).unwrap(),
+        kalshi: KalshiRest::new(&kalshi_url, None).unwrap(),
         polymarket: PolymarketRest::new(
             &sim.polymarket_rest_url,
             Some(creds()),
@@ -439,37 +455,118 @@ async fn a_trade_left_open_by_a_crash_is_settled_at_start_up() {
     assert_eq!(rig.executor.reconcile().await, Default::default());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
+/// A previous run wrote the intent for both legs and died: `sent` says which
+/// orders really went out before it did. Nothing of the answers was booked.
+async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sent: (bool, bool)) {
     use doubletime::store::TradeIntent;
-    let rig = rig(false, dec!(0.01)).await;
-    let cmd = execute(&rig, "t11", "0.45", "0.57", 10);
+    use doubletime::venues::polymarket::TickSize;
+    let cmd = execute(rig, trade_id, "0.45", no_price, 10);
+    let yes = support::order(
+        Venue::Kalshi,
+        &format!("{trade_id}-yes"),
+        doubletime::domain::Outcome::Yes,
+        "0.45",
+        10,
+        doubletime::domain::TimeInForce::FillOrKill,
+    );
+    let no = support::order(
+        Venue::Polymarket,
+        &format!("{trade_id}-no"),
+        doubletime::domain::Outcome::No,
+        no_price,
+        10,
+        doubletime::domain::TimeInForce::FillOrKill,
+    );
     let store = &rig.executor.store;
-    // The host died right after the intent: whether the orders left is unknown.
     store
         .repo
         .begin_trade(
             &store.host,
             &TradeIntent {
-                trade_id: "t11".into(),
+                trade_id: trade_id.into(),
                 opportunity: cmd.opportunity.clone(),
-                orders: vec![support::order(
-                    Venue::Kalshi,
-                    "t11-yes",
-                    doubletime::domain::Outcome::Yes,
-                    "0.45",
-                    10,
-                    doubletime::domain::TimeInForce::FillOrKill,
-                )],
-                created_at: 1,
+                orders: vec![yes.clone(), no.clone()],
+                created_at: doubletime::strategy::now_micros(),
             },
         )
         .await
         .unwrap();
+    if sent.0 {
+        let kalshi = KalshiRest::new(&rig.sim.kalshi_rest_url, None).unwrap();
+        kalshi.create_order(&yes, "KX-fed").await.unwrap();
+    }
+    if sent.1 {
+        let poly = PolymarketRest::new(
+            &rig.sim.polymarket_rest_url,
+            Some(creds()),
+            Some(PolySigner::from_private_key(&Secret::new(WALLET_KEY)).unwrap()),
+        )
+        .unwrap();
+        let pair = support::pair("fed");
+        poly.post_order(
+            &no,
+            &pair.polymarket_no_token,
+            TickSize::parse("0.01").unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_both_orders_went_out_is_found_at_the_venues_and_hedged() {
+    let rig = rig(false, dec!(0.01)).await;
+    crashed_after_the_intent(&rig, "t13", "0.57", (true, true)).await;
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t13").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
+    assert_eq!(t.yes_fill.as_ref().unwrap().size, Size::whole(10));
+    assert_eq!(t.no_fill.as_ref().unwrap().size, Size::whole(10));
+    assert_eq!(
+        rig.positions().await.len(),
+        2,
+        "both legs booked from the venues"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_the_legs_is_found_and_the_lone_leg_unwound() {
+    let rig = rig(false, dec!(0.0)).await;
+    // NO at 0.50 cannot fill (asks start at 0.57): the retry fails too.
+    crashed_after_the_intent(&rig, "t14", "0.50", (true, false)).await;
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t14").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(0));
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_any_order_settles_as_not_filled() {
+    let rig = rig(false, dec!(0.01)).await;
+    crashed_after_the_intent(&rig, "t15", "0.57", (false, false)).await;
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t15").await.unwrap().unwrap();
+    assert!(matches!(t.outcome, TradeOutcome::NotFilled(_)), "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
+    // Kalshi cannot be asked (connection refused): whether the YES leg
+    // filled is unknown, so the trade stays open and the market is not traded.
+    let rig = rig_full(false, dec!(0.01), LegMode::Concurrent, true).await;
+    crashed_after_the_intent(&rig, "t11", "0.57", (true, false)).await;
     let done = rig.executor.reconcile().await;
     assert_eq!((done.settled, done.unresolved), (0, 1));
+    let store = &rig.executor.store;
     assert_eq!(store.repo.open_trades(&store.host).await.unwrap().len(), 1);
-    // A new opportunity on that market is refused, and nothing is sent.
+    let fills_before = rig.sim.fills(Venue::Polymarket).len();
     rig.executor
         .execute(execute(&rig, "t12", "0.45", "0.57", 10))
         .await;
@@ -479,7 +576,11 @@ async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
         "{:?}",
         t.outcome
     );
-    assert!(rig.sim.fills(Venue::Kalshi).is_empty());
+    assert_eq!(
+        rig.sim.fills(Venue::Polymarket).len(),
+        fills_before,
+        "nothing sent"
+    );
 }
 
 /// Follows the simulator's Polymarket user channel, as the host does; returns

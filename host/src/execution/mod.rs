@@ -186,7 +186,7 @@ impl Executor {
             let mut fills = t.fills.clone();
             let mut unknown = Vec::new();
             for o in t.orders.iter().filter(|o| o.status.unresolved()) {
-                match self.venue_fill(o).await {
+                match self.venue_fill(o, t.created_at).await {
                     Ok(fill) => {
                         let status = match &fill {
                             Some(f) if f.size == o.order.size => OrderStatus::Filled,
@@ -231,40 +231,91 @@ impl Executor {
         done
     }
 
-    /// What a venue filled for an order whose answer was never booked.
-    async fn venue_fill(&self, o: &crate::store::StoredOrder) -> Result<Option<Fill>, String> {
-        let Some(id) = &o.venue_order_id else {
-            return Err("sent without a venue order id on record".into());
+    /// What a venue filled for an order whose answer was never booked, found
+    /// by the venue's order id when we have it, else by our client order id
+    /// (Kalshi) or by our trades on the token since the intent (Polymarket:
+    /// with one trade in flight per market and the market leased to this
+    /// host, every trade of ours there after the intent is this trade's).
+    async fn venue_fill(
+        &self,
+        o: &crate::store::StoredOrder,
+        since: crate::domain::UnixMicros,
+    ) -> Result<Option<Fill>, String> {
+        let entry = self
+            .books
+            .get(&o.order.pair)
+            .ok_or_else(|| format!("market {} is no longer configured", o.order.pair))?;
+        let since_s = (since / 1_000_000).saturating_sub(60);
+        let base = |price: Price, size: Size, fee: Usd| Fill {
+            client_order_id: o.order.client_order_id.clone(),
+            venue: o.order.venue,
+            outcome: o.order.outcome,
+            action: o.order.action,
+            price,
+            size,
+            fee,
+            at: now_micros(),
         };
         match o.order.venue {
             Venue::Kalshi => {
-                let fills = self
-                    .clients
-                    .kalshi
-                    .fills(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let kalshi = &self.clients.kalshi;
+                let order_id = match &o.venue_order_id {
+                    Some(id) => id.clone(),
+                    None => {
+                        let q = crate::venues::kalshi::rest::OrderQuery {
+                            ticker: Some(entry.pair.kalshi_ticker.clone()),
+                            min_ts: Some(since_s),
+                            ..Default::default()
+                        };
+                        match kalshi
+                            .order_by_client_order_id(&o.order.client_order_id, &q)
+                            .await
+                            .map_err(|e| e.to_string())?
+                        {
+                            Some(found) => found.order_id,
+                            // Never reached the venue (a killed FOK is no order either).
+                            None => return Ok(None),
+                        }
+                    }
+                };
                 let mut total: Option<Fill> = None;
-                for f in fills {
+                for f in kalshi.fills(&order_id).await.map_err(|e| e.to_string())? {
                     let price = match o.order.outcome {
                         Outcome::Yes => f.yes_price,
                         Outcome::No => f.yes_price.complement(),
                     };
-                    let fill = Fill {
-                        client_order_id: o.order.client_order_id.clone(),
-                        venue: Venue::Kalshi,
-                        outcome: o.order.outcome,
-                        action: o.order.action,
-                        price,
-                        size: f.count,
-                        fee: f.fee,
-                        at: now_micros(),
-                    };
-                    total = Some(merge(total, fill));
+                    total = Some(merge(total, base(price, f.count, f.fee)));
                 }
                 Ok(total)
             }
-            Venue::Polymarket => Err("Polymarket order lookups are not wired yet".into()),
+            Venue::Polymarket => {
+                let token = match o.order.outcome {
+                    Outcome::Yes => &entry.pair.polymarket_yes_token,
+                    Outcome::No => &entry.pair.polymarket_no_token,
+                };
+                let q = crate::venues::polymarket::rest::TradeQuery {
+                    asset_id: Some(token.to_string()),
+                    after: Some(since_s),
+                    ..Default::default()
+                };
+                let trades = self
+                    .clients
+                    .polymarket
+                    .trades(&q)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ours = trades.iter().filter(|t| {
+                    t.status != crate::venues::polymarket::TradeStatus::Failed
+                        && t.side == o.order.action
+                        && o.venue_order_id.as_deref().is_none_or(|id| t.involves(id))
+                });
+                let mut total: Option<Fill> = None;
+                for t in ours {
+                    let fee = entry.fees.polymarket.taker_fee(t.price, t.size);
+                    total = Some(merge(total, base(t.price, t.size, fee)));
+                }
+                Ok(total)
+            }
         }
     }
 
