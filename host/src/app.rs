@@ -250,7 +250,8 @@ pub async fn start_trading(
         store.clone(),
     );
     let reconciled = executor.reconcile().await;
-    tracing::info!(backend = store.repo.backend(), host = %store.host, pnl_today = %today, ?reconciled, "trade store ready");
+    let mismatches = executor.check_positions().await.len();
+    tracing::info!(backend = store.repo.backend(), host = %store.host, pnl_today = %today, ?reconciled, position_mismatches = mismatches, "trade store ready");
     let leases = Arc::new(PairLeases::default());
     let books = host.books.clone();
     let pairs = move || {

@@ -642,3 +642,31 @@ async fn a_confirmed_polymarket_trade_completes_the_hedge() {
     let no_token = support::pair("fed").polymarket_no_token.to_string();
     assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_are_checked_against_the_venues() {
+    let rig = rig(false, dec!(0.01)).await;
+    rig.executor
+        .execute(execute(&rig, "t16", "0.45", "0.57", 5))
+        .await;
+    assert_eq!(
+        rig.executor.check_positions().await,
+        vec![],
+        "booked = held"
+    );
+    // Someone trades the account by hand: 3 more YES on Kalshi the store never saw.
+    let kalshi = KalshiRest::new(&rig.sim.kalshi_rest_url, None).unwrap();
+    let by_hand = support::order(
+        Venue::Kalshi,
+        "by-hand",
+        doubletime::domain::Outcome::Yes,
+        "0.45",
+        3,
+        doubletime::domain::TimeInForce::FillOrKill,
+    );
+    kalshi.create_order(&by_hand, "KX-fed").await.unwrap();
+    let m = rig.executor.check_positions().await;
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].venue, Venue::Kalshi);
+    assert_eq!((m[0].booked, m[0].at_venue), (dec!(5), dec!(8)));
+}

@@ -123,6 +123,17 @@ pub struct Executor {
     held_back: std::sync::Mutex<std::collections::HashSet<crate::domain::PairId>>,
 }
 
+/// A holding the store and a venue disagree on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PositionMismatch {
+    pub pair: crate::domain::PairId,
+    pub venue: Venue,
+    /// `None` on Kalshi, which nets YES (+) against NO (−).
+    pub outcome: Option<Outcome>,
+    pub booked: rust_decimal::Decimal,
+    pub at_venue: rust_decimal::Decimal,
+}
+
 /// What start-up reconciliation did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reconciled {
@@ -229,6 +240,81 @@ impl Executor {
             done.settled += 1;
         }
         done
+    }
+
+    /// Compares what the store says this host holds with what the venues
+    /// say, per market, venue and outcome; returns the disagreements (logged).
+    /// The venue is the truth: a difference means a fill was missed or the
+    /// account is also traded by hand, and a person should look.
+    pub async fn check_positions(&self) -> Vec<PositionMismatch> {
+        let booked = match self.store.repo.positions(&self.store.host).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "position check: could not read the store");
+                return vec![];
+            }
+        };
+        let held = |pair: &crate::domain::PairId, venue, outcome| {
+            booked
+                .iter()
+                .find(|p| p.pair == *pair && p.venue == venue && p.outcome == outcome)
+                .map_or(rust_decimal::Decimal::ZERO, |p| p.contracts)
+        };
+        let kalshi = match self.clients.kalshi.positions().await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "position check: Kalshi positions unavailable");
+                None
+            }
+        };
+        let mut mismatches = Vec::new();
+        for entry in self.books.all() {
+            let pair = &entry.pair;
+            if let Some(kalshi) = &kalshi {
+                // Kalshi nets YES against NO: + YES, − NO contracts.
+                let venue = kalshi
+                    .iter()
+                    .find(|p| p.ticker == pair.kalshi_ticker)
+                    .map_or(rust_decimal::Decimal::ZERO, |p| p.position);
+                let ours = held(&pair.id, Venue::Kalshi, Outcome::Yes)
+                    - held(&pair.id, Venue::Kalshi, Outcome::No);
+                if venue != ours {
+                    mismatches.push(PositionMismatch {
+                        pair: pair.id.clone(),
+                        venue: Venue::Kalshi,
+                        outcome: None,
+                        booked: ours,
+                        at_venue: venue,
+                    });
+                }
+            }
+            for (outcome, token) in [
+                (Outcome::Yes, &pair.polymarket_yes_token),
+                (Outcome::No, &pair.polymarket_no_token),
+            ] {
+                match self.clients.polymarket.token_balance(token).await {
+                    Ok(size) => {
+                        let ours = held(&pair.id, Venue::Polymarket, outcome);
+                        if size.value() != ours {
+                            mismatches.push(PositionMismatch {
+                                pair: pair.id.clone(),
+                                venue: Venue::Polymarket,
+                                outcome: Some(outcome),
+                                booked: ours,
+                                at_venue: size.value(),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(pair = %pair.id, error = %e, "position check: Polymarket balance unavailable")
+                    }
+                }
+            }
+        }
+        for m in &mismatches {
+            tracing::warn!(pair = %m.pair, venue = %m.venue, outcome = ?m.outcome, booked = %m.booked, at_venue = %m.at_venue, "position check: the store and the venue disagree");
+        }
+        mismatches
     }
 
     /// What a venue filled for an order whose answer was never booked, found

@@ -437,6 +437,24 @@ impl PolymarketRest {
         Ok(Usd::new(units / Decimal::from(1_000_000)))
     }
 
+    /// Shares of one outcome token held (`GET /balance-allowance?asset_type=CONDITIONAL&token_id=`).
+    pub async fn token_balance(&self, token: &TokenId) -> Result<Size, PolymarketError> {
+        let query = format!(
+            "?asset_type=CONDITIONAL&token_id={}",
+            http::segment(token.as_str())
+        );
+        let (status, body) = self
+            .call(Method::GET, "/balance-allowance", &query, None, true)
+            .await?;
+        let b: BalanceAllowance = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
+        let units: Decimal = b
+            .balance
+            .trim()
+            .parse()
+            .map_err(|e| unreadable(status, e))?;
+        Size::new(units / Decimal::from(1_000_000)).map_err(|e| unreadable(status, e))
+    }
+
     /// Builds, signs and posts `order` on `token` (FOK → `FOK`, IOC → `FAK`).
     /// A killed FOK is [`PolymarketError::FokNotFilled`], an unmatched FAK
     /// [`PolymarketError::FakNoMatch`].
