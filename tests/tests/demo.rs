@@ -130,7 +130,11 @@ fn write_config(dir: &std::path::Path) -> (PathBuf, PathBuf) {
 }
 
 async fn start_demo() -> Demo {
-    let dir = tempfile::tempdir().unwrap();
+    start_demo_in(tempfile::tempdir().unwrap()).await
+}
+
+/// The demo with its config, scenario and trade store in `dir` (kept across restarts).
+async fn start_demo_in(dir: tempfile::TempDir) -> Demo {
     let (config, scenario) = write_config(dir.path());
     let mut child = Command::new(binary())
         .args([
@@ -326,4 +330,95 @@ async fn record_writes_both_venues_raw_messages_with_receive_times() {
             .iter()
             .any(|l| l["msg"].as_str().unwrap_or("").contains("\"book\""))
     );
+}
+
+/// The first executed trade of `pair`: from `GET /trades` if it already
+/// happened, otherwise the next `trade` event (subscribed before looking).
+async fn await_trade(api: &str, pair: &str) -> Value {
+    let addr = api.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.is_empty() {
+            break;
+        }
+    }
+    let listed: Value = reqwest::get(format!("{api}/trades"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if let Some(t) = listed["trades"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["opportunity"]["pair"] == pair))
+    {
+        return t["trade_id"].clone();
+    }
+    let mut event = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(name) = line.strip_prefix("event:") {
+            event = name.trim().to_string();
+        } else if let Some(data) = line.strip_prefix("data:")
+            && event == "trade"
+            && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+            && v["opportunity"]["pair"] == pair
+        {
+            return v["id"].clone();
+        }
+    }
+    panic!("event stream ended");
+}
+
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fills_both_legs_and_the_trade_survives_a_kill() {
+    let mut demo = start_demo().await;
+    let id = tokio::time::timeout(WAIT, await_trade(&demo.api, "wide"))
+        .await
+        .expect("the wide window is traded");
+    let id = id.as_str().expect("a trade id").to_string();
+    // Both legs filled the same size: a hedged position, on both venues.
+    // A trade is announced once it is booked.
+    let trade = get_json(format!("{}/trades/{id}", demo.api)).await;
+    assert_eq!(trade["outcome"]["kind"], "hedged", "{trade}");
+    let (yes, no) = (&trade["yes_fill"], &trade["no_fill"]);
+    assert_eq!(yes["size"], no["size"], "{trade}");
+    assert_eq!(yes["venue"], "polymarket");
+    assert_eq!(no["venue"], "kalshi");
+    let pnl: rust_decimal::Decimal = trade["pnl"].as_str().unwrap().parse().unwrap();
+    assert!(
+        pnl > rust_decimal::Decimal::ZERO,
+        "a 6c window nets a profit: {trade}"
+    );
+    let held = get_json(format!("{}/positions", demo.api)).await;
+    let wide: Vec<&Value> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["pair"] == "wide")
+        .collect();
+    assert_eq!(wide.len(), 2, "YES on one venue, NO on the other: {held}");
+    assert_eq!(wide[0]["contracts"], wide[1]["contracts"], "{held}");
+
+    // kill -9, then start again on the same store: the trade is still there.
+    demo.child.start_kill().unwrap();
+    demo.child.wait().await.unwrap();
+    let dir = std::mem::replace(&mut demo._dir, tempfile::tempdir().unwrap());
+    drop(demo);
+    let again = start_demo_in(dir).await;
+    let kept = get_json(format!("{}/trades/{id}", again.api)).await;
+    assert_eq!(kept["trade_id"], id.as_str(), "{kept}");
+    assert_eq!(kept["outcome"], trade["outcome"]);
+    assert_eq!(kept["pnl"], trade["pnl"]);
 }

@@ -74,10 +74,10 @@ pub async fn recent_opportunities(State(state): State<ApiState>) -> Json<Vec<Opp
     Json(state.recent.newest_first())
 }
 
-/// Live stream: `opportunity`, `plugin` and `feed` events with JSON data, and
-/// keep-alive comments.
+/// Live stream: `opportunity`, `trade` (executed), `leg_failed`, `plugin` and
+/// `feed` events with JSON data, and keep-alive comments.
 #[utoipa::path(get, path = "/events", tag = "opportunities",
-    responses((status = 200, description = "server-sent events named opportunity, plugin, feed; data is JSON",
+    responses((status = 200, description = "server-sent events named opportunity, trade, leg_failed, plugin, feed; data is JSON",
         content_type = "text/event-stream", body = String)))]
 pub async fn events(
     State(state): State<ApiState>,
@@ -86,6 +86,7 @@ pub async fn events(
     // sees everything published afterwards.
     let feed = EventFeed {
         opportunities: state.host.bus.opportunities.subscribe(),
+        trades: state.host.bus.trades.subscribe(),
         status: state.host.bus.status.subscribe(),
         closing: state.closing.clone(),
     };
@@ -98,6 +99,7 @@ pub async fn events(
 
 struct EventFeed {
     opportunities: CoalescingReceiver<PairId, ArbitrageOpportunityFound>,
+    trades: crate::bus::LosslessReceiver<crate::bus::TradeEvent>,
     status: BroadcastReceiver<StatusEvent>,
     closing: watch::Receiver<bool>,
 }
@@ -107,6 +109,10 @@ impl EventFeed {
     async fn next(&mut self) -> Option<Event> {
         tokio::select! {
             (_, found) = self.opportunities.recv() => Some(sse("opportunity", &found.opportunity)),
+            trade = self.trades.recv() => match trade? {
+                crate::bus::TradeEvent::Executed(t) => Some(sse("trade", &t.trade)),
+                crate::bus::TradeEvent::LegFailed(f) => Some(sse("leg_failed", &f)),
+            },
             status = self.status.recv() => match status? {
                 StatusEvent::Plugin(p) => Some(sse("plugin", &p)),
                 StatusEvent::Feed(f) => Some(sse("feed", &f)),

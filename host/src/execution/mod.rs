@@ -977,13 +977,12 @@ impl Executor {
             "trade done"
         );
         let leg_failed = outcome == TradeOutcome::Unwound;
-        self.bus
-            .trades
-            .publish(TradeEvent::Executed(Box::new(TradeExecuted {
-                trade: trade.clone(),
-            })));
         self.finish(cmd, outcome, pnl, leg_failed, Some((y, n)), unwind_fill)
             .await;
+        // Announced once booked: whoever hears of it can read it back.
+        self.bus
+            .trades
+            .publish(TradeEvent::Executed(Box::new(TradeExecuted { trade })));
     }
 
     async fn retry_missing(
