@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::domain::{MarketPair, MarketState, PairFees, PairId, Size};
+use rust_decimal::Decimal;
+
+use crate::domain::{MarketPair, MarketState, Outcome, PairFees, PairId, Size};
 
 /// One pair's books and trading parameters.
 #[derive(Debug)]
@@ -18,6 +20,9 @@ pub struct PairEntry {
     pub fees: PairFees,
     /// Polymarket's minimum order size for this market (shares).
     pub polymarket_min_size: Size,
+    /// Polymarket's price tick per outcome token (YES, NO), kept current from
+    /// `tick_size_change`: orders are signed on it.
+    polymarket_ticks: Mutex<[Decimal; 2]>,
     state: Mutex<MarketState>,
 }
 
@@ -27,6 +32,15 @@ impl PairEntry {
         // Book updates are applied whole (a delta is checked before it changes
         // anything), so a panic elsewhere cannot leave a half-applied book.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current Polymarket tick of `outcome`'s token (0.01 until told otherwise).
+    pub fn polymarket_tick(&self, outcome: Outcome) -> Decimal {
+        self.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner())[outcome as usize]
+    }
+
+    pub fn set_polymarket_tick(&self, outcome: Outcome, tick: Decimal) {
+        self.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner())[outcome as usize] = tick;
     }
 }
 
@@ -54,11 +68,19 @@ impl BookStore {
         polymarket_min_size: Size,
     ) -> Arc<PairEntry> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let (index, state) = match inner.by_id.get(&pair.id) {
-            Some(old) => (old.index, old.state().clone()),
+        let (index, state, ticks) = match inner.by_id.get(&pair.id) {
+            Some(old) => (
+                old.index,
+                old.state().clone(),
+                *old.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
             None => {
                 inner.next_index += 1;
-                (inner.next_index - 1, MarketState::new(pair.clone()))
+                (
+                    inner.next_index - 1,
+                    MarketState::new(pair.clone()),
+                    [Decimal::new(1, 2); 2],
+                )
             }
         };
         let entry = Arc::new(PairEntry {
@@ -66,6 +88,7 @@ impl BookStore {
             pair: pair.clone(),
             fees,
             polymarket_min_size,
+            polymarket_ticks: Mutex::new(ticks),
             state: Mutex::new(state),
         });
         inner.by_id.insert(pair.id, entry.clone());

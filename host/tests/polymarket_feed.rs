@@ -144,3 +144,48 @@ async fn book_then_changes_build_the_venue_book_and_a_drop_reconnects() {
     stop.send(true).unwrap();
     tokio::time::timeout(WAIT, feed).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_size_change_is_kept_for_the_next_order() {
+    use doubletime::domain::Outcome;
+    let pair = support::pair("fed");
+    let books = Arc::new(BookStore::new());
+    let entry = books.add(pair.clone(), PairFees::default(), Size::whole(5));
+    assert_eq!(
+        entry.polymarket_tick(Outcome::Yes),
+        rust_decimal_macros::dec!(0.01)
+    );
+    let bus = Arc::new(Bus::default());
+    let changed = bus.books.subscribe();
+    let mut status = bus.status.subscribe();
+    let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
+    let writer = BookWriter::new(
+        Venue::Polymarket,
+        books.clone(),
+        bus.clone(),
+        Arc::new(FeedStats::default()),
+    );
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let cfg = MarketFeedConfig::new(
+        sim.polymarket_ws_url.clone(),
+        sim.polymarket_rest_url.clone(),
+        vec![pair.clone()],
+    );
+    tokio::spawn(run_market_feed(cfg, writer, books.clone(), None, shutdown));
+    feed_status(&mut status, FeedStatus::Connected).await;
+    until(&bus, &changed, || in_sync(&books, &sim)).await;
+
+    // The venue moves the market to a 0.001 tick, then the books move.
+    sim.inject(doubletime::sim::ScenarioEvent {
+        pair: Some("fed".into()),
+        size: Some(rust_decimal_macros::dec!(0.001)),
+        venue: Some(Venue::Polymarket),
+        ..support::venue_event(EventKind::TickSize, Venue::Polymarket)
+    });
+    sim.inject(support::window("fed", ArbDirection::KalshiYes, "0.04"));
+    until(&bus, &changed, || {
+        entry.polymarket_tick(Outcome::Yes) == rust_decimal_macros::dec!(0.001)
+            && entry.polymarket_tick(Outcome::No) == rust_decimal_macros::dec!(0.001)
+    })
+    .await;
+}

@@ -700,7 +700,8 @@ impl Executor {
                     Outcome::Yes => &entry.pair.polymarket_yes_token,
                     Outcome::No => &entry.pair.polymarket_no_token,
                 };
-                let tick = TickSize::parse("0.01").expect("a valid tick");
+                let tick = TickSize::from_decimal(entry.polymarket_tick(order.outcome))
+                    .unwrap_or(TickSize::Hundredth);
                 match self
                     .clients
                     .polymarket

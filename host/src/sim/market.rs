@@ -115,6 +115,8 @@ pub struct SimMarket {
     pub window: Option<ArbWindow>,
     /// Scripted "thin depth": every level holds at most this much.
     pub max_level_size: Option<Size>,
+    /// Polymarket's tick for both tokens (what `tick_size_change` announces).
+    pub polymarket_tick: Decimal,
     books: VenueBooks,
 }
 
@@ -128,6 +130,7 @@ impl SimMarket {
             fair_ticks: fair_ticks.clamp(10, 90),
             poly_offset: 0,
             window: None,
+            polymarket_tick: Decimal::new(1, 2),
             max_level_size: None,
             books: VenueBooks::default(),
         }

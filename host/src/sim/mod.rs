@@ -70,6 +70,12 @@ pub enum FeedEvent {
     Malformed {
         venue: Venue,
     },
+    /// Polymarket: the pair's tick changed from `old` to `new`.
+    TickSize {
+        pair: usize,
+        old: rust_decimal::Decimal,
+        new: rust_decimal::Decimal,
+    },
 }
 
 /// What the venues push on their private channels (Kalshi `fill`, the
@@ -306,6 +312,12 @@ async fn drive(
                     let _ = st.feed.send(FeedEvent::Disconnect {
                         venue: e.venue.unwrap_or(Venue::Kalshi),
                     });
+                }
+                (EventKind::TickSize, Some(i)) => {
+                    if let Some(new) = e.size {
+                        let old = std::mem::replace(&mut st.markets[i].polymarket_tick, new);
+                        let _ = st.feed.send(FeedEvent::TickSize { pair: i, old, new });
+                    }
                 }
                 (EventKind::Malformed, _) => {
                     let _ = st.feed.send(FeedEvent::Malformed {

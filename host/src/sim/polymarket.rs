@@ -183,6 +183,16 @@ async fn session(state: Shared, socket: WebSocket) {
                     return;
                 }
                 Ok(FeedEvent::Malformed { venue: Venue::Polymarket }) => out.push("[{\"event_type\":\"price_change\",".into()),
+                Ok(FeedEvent::TickSize { pair, old, new }) => {
+                    let st = read(&state);
+                    let Some(p) = st.pairs.get(pair) else { continue };
+                    for token in [&p.yes_token, &p.no_token] {
+                        if assets.contains(token) {
+                            out.push(json!({"event_type": "tick_size_change", "asset_id": token, "market": p.condition_id,
+                                "old_tick_size": num(old), "new_tick_size": num(new), "timestamp": "1760000000000"}).to_string());
+                        }
+                    }
+                }
                 // No sequence numbers on this venue: a gap is a silently lost change;
                 // the client notices through best_bid/best_ask or the hash.
                 Ok(FeedEvent::Gap { venue: Venue::Polymarket }) => drop_next = true,

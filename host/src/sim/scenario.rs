@@ -39,6 +39,9 @@ pub enum EventKind {
     /// Polymarket trades matched for a while end `FAILED` on the chain
     /// (§2.4): the order answer says matched, the leg did not happen.
     FailTrades,
+    /// Polymarket changes the pair's tick to `size` (e.g. 0.001 near the
+    /// edges, §2.4) and says so with `tick_size_change` on both tokens.
+    TickSize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +114,10 @@ impl Scenario {
                     e.size.is_some() && e.duration_ms.is_some(),
                 )?,
                 EventKind::FailTrades => need("duration_ms", e.duration_ms.is_some())?,
+                EventKind::TickSize => need(
+                    "pair and size (the new tick)",
+                    e.pair.is_some() && e.size.is_some(),
+                )?,
             }
         }
         Ok(s)

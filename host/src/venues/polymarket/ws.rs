@@ -161,7 +161,16 @@ impl Session<'_> {
                     } => {
                         checks.insert((pair, outcome), (best_bid, best_ask));
                     }
-                    BookEvent::TickSizeChanged { .. } => {}
+                    // The next order on that token is signed on the new tick.
+                    BookEvent::TickSizeChanged {
+                        pair,
+                        outcome,
+                        tick,
+                    } => {
+                        if let Some(e) = self.books.get(&pair) {
+                            e.set_polymarket_tick(outcome, tick.value());
+                        }
+                    }
                 }
             }
         }
