@@ -237,6 +237,40 @@ pub async fn start_trading(
         .await
         .context("reading today's P&L from the trade store")?;
     host.risk.restore_realised_pnl(today);
+    // Orders are signed for the exchange version the venue runs now.
+    match tokio::time::timeout(Duration::from_secs(3), clients.polymarket.sync_version()).await {
+        Ok(Ok(v)) => tracing::info!(version = ?v, "Polymarket exchange version"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Polymarket /version unavailable; signing for the default")
+        }
+        Err(_) => tracing::warn!("Polymarket /version timed out; signing for the default"),
+    }
+    // Each market's tick and neg-risk flag as the venue has them now (the
+    // feed keeps the tick current afterwards).
+    for entry in host.books.all() {
+        let pair = &entry.pair;
+        let info = tokio::time::timeout(
+            Duration::from_secs(3),
+            clients
+                .polymarket
+                .market_info(&pair.polymarket_condition_id),
+        )
+        .await;
+        match info {
+            Ok(Ok(info)) => {
+                for outcome in [crate::domain::Outcome::Yes, crate::domain::Outcome::No] {
+                    entry.set_polymarket_tick(outcome, info.tick.value());
+                }
+                if info.neg_risk != pair.neg_risk {
+                    tracing::warn!(pair = %pair.id, venue = info.neg_risk, configured = pair.neg_risk, "neg_risk differs from the venue's: orders would be signed for the wrong exchange");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(pair = %pair.id, error = %e, "Polymarket market info unavailable")
+            }
+            Err(_) => tracing::warn!(pair = %pair.id, "Polymarket market info timed out"),
+        }
+    }
     let executor = Executor::new(
         Arc::new(clients),
         host.books.clone(),

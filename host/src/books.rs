@@ -36,11 +36,15 @@ impl PairEntry {
 
     /// The current Polymarket tick of `outcome`'s token (0.01 until told otherwise).
     pub fn polymarket_tick(&self, outcome: Outcome) -> Decimal {
-        self.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner())[outcome as usize]
+        self.polymarket_ticks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())[outcome as usize]
     }
 
     pub fn set_polymarket_tick(&self, outcome: Outcome, tick: Decimal) {
-        self.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner())[outcome as usize] = tick;
+        self.polymarket_ticks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())[outcome as usize] = tick;
     }
 }
 
@@ -72,7 +76,9 @@ impl BookStore {
             Some(old) => (
                 old.index,
                 old.state().clone(),
-                *old.polymarket_ticks.lock().unwrap_or_else(|e| e.into_inner()),
+                *old.polymarket_ticks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
             ),
             None => {
                 inner.next_index += 1;
