@@ -82,6 +82,9 @@ enum Command {
         /// Hot-reload swaps.
         #[arg(long, default_value_t = 20)]
         swaps: usize,
+        /// Microseconds the evaluation thread polls before parking (in-process runs).
+        #[arg(long, default_value_t = 50)]
+        spin_us: u64,
     },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
@@ -167,12 +170,14 @@ fn real_main() -> anyhow::Result<()> {
             seconds,
             updates,
             swaps,
+            spin_us,
         } => {
             let opts = doubletime::bench::BenchOptions {
                 plugins_dir: plugins,
                 seconds,
                 updates,
                 swaps,
+                spin: Duration::from_micros(spin_us),
             };
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(doubletime::bench::run(&config, &opts))?;

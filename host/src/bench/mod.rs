@@ -9,6 +9,7 @@
 //! markdown table for BENCHMARKS.md. Build it in release.
 
 mod loopback;
+mod paced;
 mod pipeline;
 mod reload;
 mod throughput;
@@ -32,11 +33,15 @@ pub struct BenchOptions {
     /// Book updates per throughput run.
     pub updates: usize,
     pub swaps: usize,
+    /// The evaluation thread's poll before parking, for the in-process runs.
+    pub spin: std::time::Duration,
 }
 
 pub struct BenchReport {
     loopback: loopback::Loopback,
     loopback_rss: Option<u64>,
+    paced: Vec<paced::Paced>,
+    spin: std::time::Duration,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
     reload: reload::Reload,
     reload_rss: Option<u64>,
@@ -104,6 +109,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
 
     let host = PluginHost::new(RuntimeLimits {
         cache_dir: Some(cache),
+        spin: opts.spin,
         ..RuntimeLimits::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
@@ -115,7 +121,19 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         ("buy-both-copy".to_string(), buy_both.clone()),
     ];
     let (updates, swaps) = (opts.updates, opts.swaps);
-    let (throughput, reload, reload_rss) = tokio::task::spawn_blocking(move || {
+    let (paced, throughput, reload, reload_rss) = tokio::task::spawn_blocking(move || {
+        let mut paced = Vec::new();
+        // A busy market (a change every 50 µs) and a quiet one (every 1 ms).
+        for (per_second, messages) in [(20_000, 100_000), (1_000, 5_000)] {
+            tracing::info!(per_second, "bench: paced tick-to-decision");
+            paced.push(paced::measure(
+                &host,
+                one[0].clone(),
+                100,
+                per_second,
+                messages,
+            )?);
+        }
         let mut runs = Vec::new();
         for pairs in [1, 100, 1_000] {
             for plugins in [&one, &three] {
@@ -133,12 +151,14 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
             [buy_both, walk_books],
             swaps,
         )?;
-        anyhow::Ok((runs, r, peak_rss_kib()))
+        anyhow::Ok((paced, runs, r, peak_rss_kib()))
     })
     .await??;
     Ok(BenchReport {
         loopback,
         loopback_rss,
+        paced,
+        spin: opts.spin,
         throughput,
         reload,
         reload_rss,
@@ -168,7 +188,7 @@ fn count(x: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -202,7 +222,24 @@ impl BenchReport {
             l.tick_to_order.count,
             quantiles(&l.tick_to_order)
         );
-        s.push_str("\n| pairs | plugins | book updates/s | evaluations/s | updates | peak RSS |\n");
+        for p in &self.paced {
+            let _ = writeln!(
+                s,
+                "| tick-to-decision in process: {} pairs, one message every {} µs, no simulator, spin {} µs (`evaluate` alone: p50 {}, p99 {}) | {} | {} | p99 < 20 µs |",
+                p.pairs,
+                1_000_000 / p.per_second.max(1),
+                self.spin.as_micros(),
+                us(p.evaluate.p50_ns),
+                us(p.evaluate.p99_ns),
+                p.tick_to_decision.count,
+                quantiles(&p.tick_to_decision)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | peak RSS |",
+            self.spin.as_micros()
+        );
         s.push_str("|---|---|---|---|---|---|\n");
         for (t, rss) in &self.throughput {
             let _ = writeln!(

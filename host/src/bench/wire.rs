@@ -78,7 +78,7 @@ pub fn updates(pairs: &[MarketPair], n: usize) -> Vec<(Venue, String)> {
         .map(|k| {
             let p = &pairs[(k / 2) % pairs.len()];
             let round = k / (2 * pairs.len());
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 seq += 1;
                 // +5 then −5 on a level behind the top: sizes never go negative.
                 let (side, price) = if round % 4 < 2 {
@@ -86,7 +86,7 @@ pub fn updates(pairs: &[MarketPair], n: usize) -> Vec<(Venue, String)> {
                 } else {
                     ("no", "0.5400")
                 };
-                let delta = if round % 2 == 0 { "5.00" } else { "-5.00" };
+                let delta = if round.is_multiple_of(2) { "5.00" } else { "-5.00" };
                 (
                     Venue::Kalshi,
                     format!(
@@ -96,7 +96,7 @@ pub fn updates(pairs: &[MarketPair], n: usize) -> Vec<(Venue, String)> {
                 )
             } else {
                 // The second ask level's absolute size, alternating; the top stays.
-                let (token, price, bid, ask) = if round % 2 == 0 {
+                let (token, price, bid, ask) = if round.is_multiple_of(2) {
                     (&p.polymarket_yes_token, "0.45", "0.40", "0.44")
                 } else {
                     (&p.polymarket_no_token, "0.59", "0.54", "0.58")

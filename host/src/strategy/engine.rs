@@ -33,6 +33,9 @@ pub struct RuntimeLimits {
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (fast instantiation, fixed slots).
     pub pooling: bool,
+    /// How long the evaluation thread polls for the next book change before
+    /// it parks (zero: park at once). See `runtime::spin_recv`.
+    pub spin: Duration,
 }
 
 impl Default for RuntimeLimits {
@@ -44,6 +47,7 @@ impl Default for RuntimeLimits {
             tick: Duration::from_millis(1),
             cache_dir: None,
             pooling: true,
+            spin: Duration::from_micros(50),
         }
     }
 }
