@@ -136,6 +136,8 @@ async fn session(state: Shared, socket: WebSocket) {
     let mut heartbeat = tokio::time::interval(Duration::from_secs(10));
     loop {
         let mut out: Vec<String> = Vec::new();
+        // A scripted disconnect found while re-subscribing the feed.
+        let mut hang_up = false;
         tokio::select! {
             incoming = rx.next() => {
                 let Some(Ok(frame)) = incoming else { return };
@@ -170,7 +172,9 @@ async fn session(state: Shared, socket: WebSocket) {
                                     let mut s = Sub { sid, tickers: tickers.clone(), use_yes_price, seq: 0 };
                                     out.push(json!({"id": id, "type": "subscribed", "msg": {"channel": ch, "sid": sid}}).to_string());
                                     // Snapshot and feed subscription under one read lock: no change missed or repeated.
-                                    feed = read(&state).feed.subscribe();
+                                    let fresh = read(&state).feed.subscribe();
+                                    hang_up |= keep_control_events(&mut feed, &mut skip_seq, &mut out);
+                                    feed = fresh;
                                     for t in &tickers {
                                         match snapshot(&state, &mut s, t) {
                                             Some(m) => out.push(m),
@@ -199,7 +203,9 @@ async fn session(state: Shared, socket: WebSocket) {
                             let tickers: Vec<String> = params.get("market_tickers").and_then(Value::as_array)
                                 .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect()).unwrap_or_default();
                             // Resynchronise under the lock so later deltas follow the snapshot.
-                            feed = read(&state).feed.subscribe();
+                            let fresh = read(&state).feed.subscribe();
+                            hang_up |= keep_control_events(&mut feed, &mut skip_seq, &mut out);
+                            feed = fresh;
                             for t in tickers {
                                 if let Some(m) = snapshot(&state, s, &t) { out.push(m); }
                             }
@@ -289,7 +295,34 @@ async fn session(state: Shared, socket: WebSocket) {
                 return;
             }
         }
+        if hang_up {
+            let _ = tx.send(Message::Close(None)).await;
+            return;
+        }
     }
+}
+
+/// Empties a feed receiver about to be replaced (a re-subscription takes a
+/// fresh one so queued book changes already in the new snapshot are not sent
+/// twice) without losing the scripted events queued on it: a gap still skips,
+/// a malformed frame is still sent, and `true` means hang up.
+fn keep_control_events(
+    feed: &mut tokio::sync::broadcast::Receiver<FeedEvent>,
+    skip_seq: &mut bool,
+    out: &mut Vec<String>,
+) -> bool {
+    let mut hang_up = false;
+    while let Ok(ev) = feed.try_recv() {
+        match ev {
+            FeedEvent::Gap { venue: Venue::Kalshi } => *skip_seq = true,
+            FeedEvent::Malformed { venue: Venue::Kalshi } => {
+                out.push("{\"type\":\"orderbook_delta\",\"sid\":".to_string())
+            }
+            FeedEvent::Disconnect { venue: Venue::Kalshi } => hang_up = true,
+            _ => {}
+        }
+    }
+    hang_up
 }
 
 async fn market(State(ctx): State<Ctx>, Path(ticker): Path<String>) -> Response {
