@@ -30,6 +30,10 @@ pub struct Host {
     /// The trade store (DATABASE_URL) with this host's id: every trade the
     /// executor handled, its orders, fills and P&L.
     pub trades: crate::store::TradeStore,
+    /// Each venue feed's counters, once the feeds run (for `/metrics`).
+    pub feed_stats: std::sync::OnceLock<
+        std::collections::HashMap<crate::domain::Venue, Arc<crate::venues::feed::FeedStats>>,
+    >,
 }
 
 impl Host {
@@ -98,6 +102,7 @@ impl Host {
             strategy,
             risk,
             trades,
+            feed_stats: Default::default(),
         })
     }
 }

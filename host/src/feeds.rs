@@ -111,6 +111,7 @@ impl Feeds {
             shutdown.clone(),
         )));
 
+        let _ = host.feed_stats.set(stats.clone());
         Feeds {
             stats,
             polymarket_user: None,

@@ -853,6 +853,10 @@ async fn metrics_expose_plugin_bus_and_book_series() {
         "doubletime_book_stale{market=\"fed\",venue=\"kalshi\"} 0",
         "# TYPE doubletime_plugin_latency_seconds summary",
         "# TYPE doubletime_plugin_calls_total counter",
+        "# TYPE doubletime_trades_total counter",
+        "# TYPE doubletime_fills_total counter",
+        "# TYPE doubletime_pnl_dollars gauge",
+        "doubletime_pnl_dollars 0",
     ] {
         assert!(text.contains(series), "missing {series}\n{text}");
     }

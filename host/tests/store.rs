@@ -323,6 +323,32 @@ async fn decisions_are_kept_newest_first(repo: Arc<dyn TradeRepository>) {
     assert_eq!(seen[1], refused);
 }
 
+async fn totals_count_trades_fills_fees_and_pnl(repo: Arc<dyn TradeRepository>) {
+    let i = intent("tt", "fed");
+    repo.begin_trade(HOST, &i).await.unwrap();
+    repo.record_fill(HOST, "tt", &fill(&i.orders[0], Action::Buy, 10, "0.45"))
+        .await
+        .unwrap();
+    repo.record_fill(HOST, "tt", &fill(&i.orders[1], Action::Buy, 10, "0.52"))
+        .await
+        .unwrap();
+    repo.finish_trade(HOST, &record("tt", "fed", TradeOutcome::Hedged, "0.16", 9))
+        .await
+        .unwrap();
+    repo.begin_trade(HOST, &intent("td", "fed")).await.unwrap();
+    repo.finish_trade(HOST, &record("td", "fed", TradeOutcome::DryRun, "0", 10))
+        .await
+        .unwrap();
+    let t = repo.totals(HOST).await.unwrap();
+    assert_eq!(t.trades.get("hedged"), Some(&1));
+    assert_eq!(t.trades.get("dry_run"), Some(&1));
+    assert_eq!(t.fills.get("kalshi"), Some(&1));
+    assert_eq!(t.fills.get("polymarket"), Some(&1));
+    assert_eq!(t.fees.value(), dec!(0.14));
+    assert_eq!(t.pnl.value(), dec!(0.16));
+    assert_eq!(repo.totals("host-b").await.unwrap(), Default::default());
+}
+
 macro_rules! both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -408,6 +434,7 @@ both_stores!(
     pnl_sums_exactly_since_a_time,
     a_live_lease_keeps_a_pair_with_its_host,
     decisions_are_kept_newest_first,
+    totals_count_trades_fills_fees_and_pnl,
 );
 
 #[tokio::test]

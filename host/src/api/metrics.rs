@@ -1,7 +1,9 @@
 //! `/metrics` in the Prometheus text exposition format (0.0.4): plugin calls,
 //! opportunities, faults and latency, evaluations and tick-to-decision latency,
 //! bus counters per topic, how old each market's books are per venue, and the
-//! risk gate (refusals by reason, approvals, pause, kill switch, exposure).
+//! risk gate (refusals by reason, approvals, pause, kill switch, exposure),
+//! the feeds (messages, reconnects, resyncs, bad messages per venue) and the
+//! trade store (trades by outcome, fills by venue, fees, P&L).
 //!
 //! Rendered on request from the same counters `/status` reads; nothing is kept here.
 
@@ -22,13 +24,108 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[utoipa::path(get, path = "/metrics", tag = "status",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&state))
+    let store = &state.host.trades;
+    let totals = match store.repo.totals(&store.host).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: trade store unavailable");
+            None
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        render(&state, totals.as_ref()),
+    )
 }
 
-fn render(state: &ApiState) -> String {
+fn render(state: &ApiState, totals: Option<&crate::store::Totals>) -> String {
     let host = &state.host;
     let plugins = host.strategy.reports();
     let mut out = Exposition::default();
+    if let Some(t) = totals {
+        out.family(
+            "doubletime_trades_total",
+            "counter",
+            "finished trades by outcome (from the trade store)",
+        );
+        for (outcome, n) in &t.trades {
+            out.sample("doubletime_trades_total", &[("outcome", outcome)], *n);
+        }
+        out.family("doubletime_fills_total", "counter", "fills booked by venue");
+        for (venue, n) in &t.fills {
+            out.sample("doubletime_fills_total", &[("venue", venue)], *n);
+        }
+        out.family(
+            "doubletime_fees_dollars",
+            "counter",
+            "fees paid on every fill",
+        );
+        out.sample_f64("doubletime_fees_dollars", &[], dollars(t.fees));
+        out.family(
+            "doubletime_pnl_dollars",
+            "gauge",
+            "P&L of every finished trade",
+        );
+        out.sample_f64("doubletime_pnl_dollars", &[], dollars(t.pnl));
+    }
+    if let Some(feeds) = host.feed_stats.get() {
+        let mut feeds: Vec<_> = feeds.iter().collect();
+        feeds.sort_by_key(|(v, _)| **v);
+        out.family(
+            "doubletime_feed_messages_total",
+            "counter",
+            "raw messages received per venue",
+        );
+        for (venue, f) in &feeds {
+            let v = venue.to_string();
+            out.sample(
+                "doubletime_feed_messages_total",
+                &[("venue", &v)],
+                f.messages.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
+        out.family(
+            "doubletime_feed_reconnects_total",
+            "counter",
+            "feed reconnections per venue",
+        );
+        for (venue, f) in &feeds {
+            let v = venue.to_string();
+            out.sample(
+                "doubletime_feed_reconnects_total",
+                &[("venue", &v)],
+                f.reconnects.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
+        out.family(
+            "doubletime_feed_resyncs_total",
+            "counter",
+            "book re-synchronisations per venue",
+        );
+        for (venue, f) in &feeds {
+            let v = venue.to_string();
+            out.sample(
+                "doubletime_feed_resyncs_total",
+                &[("venue", &v)],
+                f.resyncs.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
+        out.family(
+            "doubletime_feed_bad_messages_total",
+            "counter",
+            "messages that did not parse or were not understood, by kind",
+        );
+        for (venue, f) in &feeds {
+            let v = venue.to_string();
+            for (kind, n) in f.bad_messages() {
+                out.sample(
+                    "doubletime_feed_bad_messages_total",
+                    &[("venue", &v), ("kind", &kind)],
+                    n,
+                );
+            }
+        }
+    }
 
     out.family(
         "doubletime_plugin_calls_total",

@@ -314,11 +314,15 @@ fn keep_control_events(
     let mut hang_up = false;
     while let Ok(ev) = feed.try_recv() {
         match ev {
-            FeedEvent::Gap { venue: Venue::Kalshi } => *skip_seq = true,
-            FeedEvent::Malformed { venue: Venue::Kalshi } => {
-                out.push("{\"type\":\"orderbook_delta\",\"sid\":".to_string())
-            }
-            FeedEvent::Disconnect { venue: Venue::Kalshi } => hang_up = true,
+            FeedEvent::Gap {
+                venue: Venue::Kalshi,
+            } => *skip_seq = true,
+            FeedEvent::Malformed {
+                venue: Venue::Kalshi,
+            } => out.push("{\"type\":\"orderbook_delta\",\"sid\":".to_string()),
+            FeedEvent::Disconnect {
+                venue: Venue::Kalshi,
+            } => hang_up = true,
             _ => {}
         }
     }

@@ -147,6 +147,19 @@ pub struct OpportunityRecord {
     pub at: UnixMicros,
 }
 
+/// What a host booked, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Finished trades by outcome (`hedged`, `unwound`, `not_filled`, `refused`, `dry_run`).
+    pub trades: std::collections::BTreeMap<String, u64>,
+    /// Fills by venue (`kalshi`, `polymarket`).
+    pub fills: std::collections::BTreeMap<String, u64>,
+    /// Fees paid on every fill.
+    pub fees: Usd,
+    /// P&L of every finished trade.
+    pub pnl: Usd,
+}
+
 /// Who holds a market pair after a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairClaim {
@@ -241,6 +254,9 @@ pub trait TradeRepository: Send + Sync {
 
     /// Contracts `host` holds per pair, venue and outcome, from its fills (non-zero only).
     fn positions<'a>(&'a self, host: &'a str) -> BoxFuture<'a, StoreResult<Vec<Position>>>;
+
+    /// Counts and sums of everything `host` booked, for `/metrics`.
+    fn totals<'a>(&'a self, host: &'a str) -> BoxFuture<'a, StoreResult<Totals>>;
 
     /// The P&L of `host`'s trades finished at or after `since`.
     fn pnl_since<'a>(&'a self, host: &'a str, since: UnixMicros)

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::migrations::{MIGRATIONS, SCHEMA_VERSION, postgres_sql, sqlite_sql};
 use super::{
     OpenTrade, OpportunityRecord, OrderStatus, PairClaim, StoreError, StoreResult, StoredOrder,
-    TradeIntent, TradeRepository, signed_size,
+    Totals, TradeIntent, TradeRepository, signed_size,
 };
 use crate::domain::{Fill, Order, PairId, UnixMicros, Usd};
 use crate::execution::{Position, TradeRecord};
@@ -561,6 +561,34 @@ macro_rules! repository {
                         .map(Self::fill_from_row)
                         .collect::<StoreResult<Vec<_>>>()?;
                     Ok(holdings(fills))
+                })
+            }
+
+            fn totals<'a>(&'a self, host: &'a str) -> BoxFuture<'a, StoreResult<Totals>> {
+                Box::pin(async move {
+                    let mut t = Totals::default();
+                    let trades = sqlx::query(
+                        "SELECT outcome, COUNT(*) AS n FROM trades
+                         WHERE host_id = $1 AND outcome IS NOT NULL GROUP BY outcome",
+                    )
+                    .bind(host)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for row in trades {
+                        t.trades.insert(row.try_get("outcome")?, row.try_get::<i64, _>("n")?.max(0) as u64);
+                    }
+                    let fills = sqlx::query("SELECT venue, fee FROM fills WHERE host_id = $1")
+                        .bind(host)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let mut fees = Decimal::ZERO;
+                    for row in fills {
+                        *t.fills.entry(row.try_get("venue")?).or_default() += 1;
+                        fees += decimal(&row.try_get::<String, _>("fee")?)?;
+                    }
+                    t.fees = Usd::new(fees);
+                    t.pnl = self.pnl_since(host, 0).await?;
+                    Ok(t)
                 })
             }
 
