@@ -314,7 +314,8 @@ pub async fn start_trading(
         crate::store::decisions::spawn_decision_recorder(&host.risk, store),
     ];
     if !host.config.dry_run {
-        tasks.push(executor.spawn_balance_refresh(Duration::from_secs(5)));
+        // Well inside `balance_max_age`, so the pre-trade check rarely waits on a venue.
+        tasks.push(executor.spawn_balance_refresh(Duration::from_secs(1)));
     }
     let ex = executor.clone();
     let runtime = tokio::runtime::Handle::current();

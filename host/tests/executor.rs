@@ -670,3 +670,24 @@ async fn positions_are_checked_against_the_venues() {
     assert_eq!(m[0].venue, Venue::Kalshi);
     assert_eq!((m[0].booked, m[0].at_venue), (dec!(5), dec!(8)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_trade_the_cash_check_reads_the_venues_again() {
+    let rig = rig(false, dec!(0.01)).await;
+    rig.executor
+        .execute(execute(&rig, "t17", "0.45", "0.57", 5))
+        .await;
+    assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
+    // The balance read for t17 is still young, but t17 spent cash: the next
+    // trade must not trust it.
+    rig.sim.set_balance(Venue::Polymarket, dec!(1));
+    rig.executor
+        .execute(execute(&rig, "t18", "0.45", "0.57", 5))
+        .await;
+    let t = rig.executor.store.repo.trade("t18").await.unwrap().unwrap();
+    assert!(
+        matches!(&t.outcome, TradeOutcome::Refused(why) if why.contains("polymarket balance")),
+        "{:?}",
+        t.outcome
+    );
+}

@@ -79,6 +79,10 @@ pub struct ExecutionPolicy {
     pub retry_window: Duration,
     /// How long a Kalshi order whose answer was lost waits for its fill on the `fill` channel.
     pub answer_grace: Duration,
+    /// A balance read this recently counts as fresh for the pre-trade cash
+    /// check (the refresh task keeps it so; our own trades invalidate it), so
+    /// the check costs no request on the order path.
+    pub balance_max_age: Duration,
     /// How long a matched Polymarket leg waits for its trades to be `CONFIRMED`
     /// (or `FAILED`) on the user channel before the venue is asked.
     pub confirm_within: Duration,
@@ -94,6 +98,7 @@ impl Default for ExecutionPolicy {
             retry_window: Duration::from_millis(500),
             answer_grace: Duration::from_secs(2),
             confirm_within: Duration::from_secs(20),
+            balance_max_age: Duration::from_secs(2),
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct Executor {
     store_errors: std::sync::atomic::AtomicU64,
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
+    /// The last balance read per venue, and when.
+    balances: std::sync::Mutex<std::collections::HashMap<Venue, (Usd, tokio::time::Instant)>>,
     /// Polymarket trade statuses from the user channel.
     settlement: std::sync::OnceLock<Arc<SettlementWatch>>,
     /// Kalshi fills from the private channel, for orders whose answer was lost.
@@ -174,6 +181,7 @@ impl Executor {
             held_back: Default::default(),
             fill_watch: Default::default(),
             settlement: Default::default(),
+            balances: Default::default(),
         })
     }
 
@@ -657,7 +665,33 @@ impl Executor {
                 .map_err(|e| e.to_string()),
         }?;
         self.risk.set_balance(venue, b);
+        self.balances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(venue, (b, tokio::time::Instant::now()));
         Ok(b)
+    }
+
+    /// The venue's balance: the last one read if fresh enough, else read now.
+    async fn fresh_balance(&self, venue: Venue) -> Result<Usd, String> {
+        let cached = self
+            .balances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&venue)
+            .copied();
+        match cached {
+            Some((b, at)) if at.elapsed() <= self.policy.balance_max_age => Ok(b),
+            _ => self.balance(venue).await,
+        }
+    }
+
+    /// Our own orders moved cash: the next check reads the venues again.
+    fn balances_spent(&self) {
+        self.balances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Sends one order and books what came back (its fate, then its fill).
@@ -821,7 +855,10 @@ impl Executor {
             return;
         }
         // Fresh balances on both venues before the first leg: a shortfall refuses.
-        let (kb, pb) = tokio::join!(self.balance(Venue::Kalshi), self.balance(Venue::Polymarket));
+        let (kb, pb) = tokio::join!(
+            self.fresh_balance(Venue::Kalshi),
+            self.fresh_balance(Venue::Polymarket)
+        );
         for (venue, balance) in [(Venue::Kalshi, kb), (Venue::Polymarket, pb)] {
             let needed = cmd.opportunity.cash_needed(venue);
             let refusal = match balance {
@@ -859,6 +896,7 @@ impl Executor {
             }
             LegMode::Sequential => self.sequential(&entry, &cmd.trade_id, yes, no).await,
         };
+        self.balances_spent();
         self.settle(&entry, &cmd, y, n).await;
     }
 
