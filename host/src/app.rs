@@ -16,6 +16,9 @@ use crate::strategy::{FaultPolicy, PluginHost, RuntimeLimits, StrategyRuntime};
 /// Polymarket's usual minimum order size, until market metadata says otherwise.
 pub(crate) const DEFAULT_POLYMARKET_MIN_SIZE: u64 = 5;
 
+/// Kalshi order signatures kept ready: both legs, a retry and an unwind.
+pub(crate) const PRESIGNED_ORDERS: usize = 4;
+
 /// How long the watcher waits for a burst of file events to settle.
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
 
@@ -162,7 +165,11 @@ pub async fn run(
         }
     }
     let clients = crate::execution::VenueClients {
-        kalshi: crate::venues::kalshi::rest::KalshiRest::new(&urls.kalshi_rest, signer.clone())?,
+        kalshi: crate::venues::kalshi::rest::KalshiRest::new(&urls.kalshi_rest, signer.clone())?
+            .with_presigned_orders(
+                PRESIGNED_ORDERS,
+                Duration::from_millis(config.kalshi.presign_max_age_ms),
+            ),
         polymarket,
     };
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);

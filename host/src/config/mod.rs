@@ -64,6 +64,10 @@ pub struct KalshiConfig {
     pub private_key_path: Option<PathBuf>,
     /// Taker fee coefficient (`KALSHI_FEE_RATE`), 0.07 since July 2025.
     pub fee_rate: Decimal,
+    /// Order signatures are made ahead of time and used once within this many
+    /// milliseconds (`KALSHI_PRESIGN_MAX_AGE_MS`; 0 signs every order inline).
+    /// Kalshi does not publish how old a timestamp it accepts: keep it short.
+    pub presign_max_age_ms: u64,
 }
 
 impl Default for KalshiConfig {
@@ -74,6 +78,7 @@ impl Default for KalshiConfig {
             api_key: Secret::default(),
             private_key_path: None,
             fee_rate: Decimal::new(7, 2),
+            presign_max_age_ms: 5_000,
         }
     }
 }
@@ -312,6 +317,9 @@ impl Config {
         }
         if let Some(v) = env("DOUBLETIME_LEG_MODE") {
             self.leg_mode = parse_env("DOUBLETIME_LEG_MODE", &v)?;
+        }
+        if let Some(v) = env("KALSHI_PRESIGN_MAX_AGE_MS") {
+            self.kalshi.presign_max_age_ms = parse_env("KALSHI_PRESIGN_MAX_AGE_MS", &v)?;
         }
         if let Some(v) = env("KALSHI_FEE_RATE") {
             self.kalshi.fee_rate = parse_env("KALSHI_FEE_RATE", &v)?;

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod fills;
 pub mod messages;
 pub mod orders;
+pub mod presign;
 pub mod rest;
 pub mod ws;
 

@@ -67,6 +67,9 @@ pub struct KalshiFill {
     pub is_taker: bool,
 }
 
+/// The V2 create-order endpoint (below the base path).
+const ORDER_PATH: &str = "/portfolio/events/orders";
+
 /// A cancel's answer; `reduced_by` is parsed defensively (§1.6 names two forms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KalshiCancel {
@@ -114,6 +117,8 @@ pub struct KalshiRest {
     /// The base URL's path (`/trade-api/v2`), part of every signed path.
     prefix: String,
     signer: Option<Arc<KalshiSigner>>,
+    /// Order-endpoint signatures made ahead of time ([`KalshiRest::with_presigned_orders`]).
+    presigned: Option<Arc<super::presign::Presigner>>,
     retry: RetryPolicy,
 }
 
@@ -151,8 +156,31 @@ impl KalshiRest {
             base,
             prefix,
             signer,
+            presigned: None,
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// Keeps `keep` signatures of the order endpoint ready, each used once and
+    /// at most `max_age` old, so placing an order does not sign on its path
+    /// (the body is not signed, §1.2). Needs a tokio runtime and a signer.
+    pub fn with_presigned_orders(mut self, keep: usize, max_age: Duration) -> Self {
+        if let Some(signer) = &self.signer
+            && !max_age.is_zero()
+        {
+            self.presigned = Some(super::presign::Presigner::start(
+                signer.clone(),
+                format!("{}{ORDER_PATH}", self.prefix),
+                keep,
+                max_age,
+            ));
+        }
+        self
+    }
+
+    /// Order signatures ready now (0 without presigning).
+    pub fn presigned_ready(&self) -> usize {
+        self.presigned.as_ref().map_or(0, |p| p.ready())
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -341,13 +369,7 @@ impl KalshiRest {
             message: e.to_string(),
         })?;
         let (status, retry_after, text) = self
-            .send(
-                Method::POST,
-                "/portfolio/events/orders",
-                "",
-                Some(body),
-                Retry::NotAccepted,
-            )
+            .send(Method::POST, ORDER_PATH, "", Some(body), Retry::NotAccepted)
             .await?;
         parse_create_order_response(order, status, retry_after.as_deref(), &text)
     }
@@ -410,7 +432,17 @@ impl KalshiRest {
         let mut attempt = 0;
         loop {
             let mut req = self.http.request(method.clone(), &url);
-            if let Some(signer) = &self.signer {
+            // A ready-made order signature, if any; else sign now.
+            let presigned = self
+                .presigned
+                .as_ref()
+                .filter(|p| method == Method::POST && p.path == signed_path)
+                .and_then(|p| p.take());
+            if let Some(h) = presigned {
+                for (name, value) in h.pairs() {
+                    req = req.header(name, value);
+                }
+            } else if let Some(signer) = &self.signer {
                 let h = signer
                     .sign(http::now_ms(), method.as_str(), &signed_path)
                     .map_err(|e| KalshiError::InvalidRequest {

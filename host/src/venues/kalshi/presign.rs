@@ -1,0 +1,174 @@
+//! Order-endpoint signatures made ahead of time.
+//!
+//! Kalshi signs `timestamp + METHOD + path` only — never the body (§1.2) — so
+//! the ~2.5 ms RSA-PSS signature of `POST /portfolio/events/orders` can be
+//! made before the order exists. A background task keeps a few fresh ones;
+//! each is used once and none older than `max_age` (the venue checks the
+//! timestamp against its clock), so an order goes out without signing on its
+//! path. When none is ready the request signs inline, as before.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::auth::{AuthHeaders, KalshiSigner};
+
+pub struct Presigner {
+    /// The signed path, e.g. `/trade-api/v2/portfolio/events/orders`.
+    pub path: String,
+    keep: usize,
+    max_age: Duration,
+    ready: Mutex<VecDeque<(Instant, AuthHeaders)>>,
+    used: Notify,
+    refilled: Notify,
+}
+
+impl Presigner {
+    /// Starts keeping `keep` signatures for `POST path`, each at most
+    /// `max_age` old. Needs a tokio runtime; the task ends with the presigner.
+    pub fn start(
+        signer: Arc<KalshiSigner>,
+        path: String,
+        keep: usize,
+        max_age: Duration,
+    ) -> Arc<Self> {
+        let me = Arc::new(Presigner {
+            path,
+            keep: keep.max(1),
+            max_age,
+            ready: Mutex::new(VecDeque::new()),
+            used: Notify::new(),
+            refilled: Notify::new(),
+        });
+        tokio::spawn(refill(Arc::downgrade(&me), signer));
+        me
+    }
+
+    /// A fresh, unused signature, if one is ready.
+    pub fn take(&self) -> Option<AuthHeaders> {
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        // Newest last: the oldest are dropped first when stale.
+        while let Some((at, h)) = ready.pop_back() {
+            if at.elapsed() <= self.max_age {
+                drop(ready);
+                self.used.notify_one();
+                return Some(h);
+            }
+        }
+        drop(ready);
+        self.used.notify_one();
+        None
+    }
+
+    /// Signatures ready now (for tests and metrics).
+    pub fn ready(&self) -> usize {
+        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        ready
+            .iter()
+            .filter(|(at, _)| at.elapsed() <= self.max_age)
+            .count()
+    }
+}
+
+async fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
+    loop {
+        let Some(p) = me.upgrade() else { return };
+        // Renewed at half their life, so a taken one always has time left.
+        let renew_after = p.max_age / 2;
+        {
+            let mut ready = p.ready.lock().unwrap_or_else(|e| e.into_inner());
+            ready.retain(|(at, _)| at.elapsed() < renew_after);
+        }
+        while p.ready() < p.keep {
+            let (signer, path) = (signer.clone(), p.path.clone());
+            // The RSA work runs off the async workers.
+            let signed = tokio::task::spawn_blocking(move || {
+                signer.sign(crate::venues::http::now_ms(), "POST", &path)
+            })
+            .await;
+            match signed {
+                Ok(Ok(h)) => {
+                    p.ready
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back((Instant::now(), h));
+                    p.refilled.notify_waiters();
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Kalshi presigning failed; orders sign inline");
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        // Held for at most one wait after the client is gone; then the task ends.
+        let wait = tokio::time::sleep(renew_after.max(Duration::from_millis(10)));
+        tokio::select! {
+            _ = wait => {}
+            _ = p.used.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Arc<KalshiSigner> {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        Arc::new(KalshiSigner::from_pem("key-id", &pem, std::path::Path::new("test")).unwrap())
+    }
+
+    /// The next signature, waiting for the refill task (bounded).
+    async fn next(p: &Presigner) -> AuthHeaders {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let refilled = p.refilled.notified();
+                if let Some(h) = p.take() {
+                    return h;
+                }
+                refilled.await;
+            }
+        })
+        .await
+        .expect("a presigned signature")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signatures_are_ready_used_once_and_verify() {
+        let signer = signer();
+        let verifier = signer.verifier();
+        let path = "/trade-api/v2/portfolio/events/orders".to_string();
+        let p = Presigner::start(signer, path.clone(), 2, Duration::from_secs(10));
+        let first = next(&p).await;
+        verifier.verify(&first, "POST", &path).unwrap();
+        let second = next(&p).await;
+        verifier.verify(&second, "POST", &path).unwrap();
+        assert_ne!(first, second, "each signature is used once");
+    }
+
+    #[tokio::test]
+    async fn a_stale_signature_is_never_handed_out() {
+        let p = Presigner {
+            path: "/x".into(),
+            keep: 1,
+            max_age: Duration::from_millis(1),
+            ready: Mutex::new(VecDeque::from([(
+                Instant::now() - Duration::from_secs(1),
+                AuthHeaders {
+                    key: "k".into(),
+                    timestamp: "1".into(),
+                    signature: "s".into(),
+                },
+            )])),
+            used: Notify::new(),
+            refilled: Notify::new(),
+        };
+        assert!(p.take().is_none());
+    }
+}
