@@ -1048,3 +1048,86 @@ async fn the_dashboard_is_served_and_uses_the_api() {
     let trades = api.get("/trades").await.expect(StatusCode::OK).json();
     assert!(trades.get("total_pnl").is_some() && trades["trades"].is_array());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_delivers_trades_their_fills_and_failed_legs() {
+    use doubletime::bus::TradeEvent;
+    use doubletime::domain::events::{LegFailed, TradeExecuted};
+    use doubletime::domain::{
+        Action, Fill, Leg, LegStatus, Opportunity, Order, Outcome, PairFees, PairId, Size,
+        TimeInForce, Trade, Usd, Venue,
+    };
+    let api = TestApi::start().await;
+    let mut events = api.events().await;
+    let order = |venue, outcome| Order {
+        client_order_id: format!("dt-7-{outcome:?}"),
+        venue,
+        pair: PairId("fed".into()),
+        outcome,
+        action: Action::Buy,
+        limit: support::p("0.50"),
+        size: Size::whole(5),
+        time_in_force: TimeInForce::FillOrKill,
+    };
+    let leg = |venue, outcome, price: &str| {
+        let o: Order = order(venue, outcome);
+        Leg {
+            fills: vec![Fill {
+                client_order_id: o.client_order_id.clone(),
+                venue,
+                outcome,
+                action: Action::Buy,
+                price: support::p(price),
+                size: Size::whole(5),
+                fee: Usd::parse("0.05").unwrap(),
+                at: 3,
+            }],
+            order: o,
+            status: LegStatus::Filled,
+        }
+    };
+    let trade = Trade {
+        id: "dt-7".into(),
+        opportunity: Opportunity::price(
+            PairId("fed".into()),
+            "buy-both",
+            Venue::Kalshi,
+            support::p("0.40"),
+            support::p("0.55"),
+            Size::whole(5),
+            &PairFees::default(),
+            1,
+        ),
+        yes_leg: leg(Venue::Kalshi, Outcome::Yes, "0.40"),
+        no_leg: leg(Venue::Polymarket, Outcome::No, "0.55"),
+    };
+    api.host
+        .bus
+        .trades
+        .publish(TradeEvent::Executed(Box::new(TradeExecuted { trade })));
+    api.host
+        .bus
+        .trades
+        .publish(TradeEvent::LegFailed(LegFailed {
+            trade_id: "dt-8".into(),
+            order: order(Venue::Polymarket, Outcome::No),
+            reason: "fill-or-kill not filled".into(),
+        }));
+    let t = events.until("trade", |t| t["id"] == "dt-7").await;
+    assert_eq!(t["yes_leg"]["status"], "filled");
+    let (n, yes) = events.next().await.unwrap();
+    assert_eq!(
+        (n.as_str(), &yes["venue"]),
+        ("fill", &serde_json::json!("kalshi"))
+    );
+    let (n, no) = events.next().await.unwrap();
+    assert_eq!(
+        (n.as_str(), &no["venue"]),
+        ("fill", &serde_json::json!("polymarket"))
+    );
+    assert_eq!(no["price"], "0.55");
+    let failed = events
+        .until("leg_failed", |f| f["trade_id"] == "dt-8")
+        .await;
+    assert!(failed["reason"].as_str().unwrap().contains("fill-or-kill"));
+}

@@ -74,10 +74,11 @@ pub async fn recent_opportunities(State(state): State<ApiState>) -> Json<Vec<Opp
     Json(state.recent.newest_first())
 }
 
-/// Live stream: `opportunity`, `trade` (executed), `leg_failed`, `plugin` and
-/// `feed` events with JSON data, and keep-alive comments.
+/// Live stream: `opportunity`, `trade` (executed, once booked), `fill` (each
+/// fill of that trade), `leg_failed`, `plugin` and `feed` events with JSON
+/// data, and keep-alive comments.
 #[utoipa::path(get, path = "/events", tag = "opportunities",
-    responses((status = 200, description = "server-sent events named opportunity, trade, leg_failed, plugin, feed; data is JSON",
+    responses((status = 200, description = "server-sent events named opportunity, trade, fill, leg_failed, plugin, feed; data is JSON",
         content_type = "text/event-stream", body = String)))]
 pub async fn events(
     State(state): State<ApiState>,
@@ -87,6 +88,7 @@ pub async fn events(
     let feed = EventFeed {
         opportunities: state.host.bus.opportunities.subscribe(),
         trades: state.host.bus.trades.subscribe(),
+        pending: Default::default(),
         status: state.host.bus.status.subscribe(),
         closing: state.closing.clone(),
     };
@@ -100,6 +102,8 @@ pub async fn events(
 struct EventFeed {
     opportunities: CoalescingReceiver<PairId, ArbitrageOpportunityFound>,
     trades: crate::bus::LosslessReceiver<crate::bus::TradeEvent>,
+    /// The fills of the last trade, sent right after it.
+    pending: std::collections::VecDeque<Event>,
     status: BroadcastReceiver<StatusEvent>,
     closing: watch::Receiver<bool>,
 }
@@ -107,10 +111,17 @@ struct EventFeed {
 impl EventFeed {
     /// The next event, or `None` when the server shuts down or the bus is gone.
     async fn next(&mut self) -> Option<Event> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(e);
+        }
         tokio::select! {
             (_, found) = self.opportunities.recv() => Some(sse("opportunity", &found.opportunity)),
             trade = self.trades.recv() => match trade? {
-                crate::bus::TradeEvent::Executed(t) => Some(sse("trade", &t.trade)),
+                crate::bus::TradeEvent::Executed(t) => {
+                    let legs = [&t.trade.yes_leg, &t.trade.no_leg];
+                    self.pending.extend(legs.iter().flat_map(|l| &l.fills).map(|f| sse("fill", f)));
+                    Some(sse("trade", &t.trade))
+                }
                 crate::bus::TradeEvent::LegFailed(f) => Some(sse("leg_failed", &f)),
             },
             status = self.status.recv() => match status? {
