@@ -291,6 +291,7 @@ pub async fn start_trading(
         ExecutionPolicy {
             dry_run: host.config.dry_run,
             leg_mode: host.config.leg_mode,
+            leg_order: host.config.leg_order,
             ..ExecutionPolicy::default()
         },
         store.clone(),

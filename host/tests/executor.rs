@@ -12,7 +12,7 @@ use doubletime::books::BookStore;
 use doubletime::bus::{Bus, TradeEvent};
 use doubletime::config::{Config, Secret};
 use doubletime::domain::events::ExecuteTrade;
-use doubletime::domain::{Opportunity, PairFees, PairId, PolymarketFees, Size, Venue};
+use doubletime::domain::{Opportunity, PairFees, PairId, PolymarketFees, Size, TimeInForce, Venue};
 use doubletime::execution::{
     ExecutionPolicy, Executor, LegMode, Position, TradeOutcome, TradeRecord, VenueClients,
 };
@@ -62,7 +62,14 @@ async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
 }
 
 async fn rig_with(dry_run: bool, retry_tolerance: Decimal, leg_mode: LegMode) -> Rig {
-    rig_full(dry_run, retry_tolerance, leg_mode, false).await
+    rig_full(
+        dry_run,
+        retry_tolerance,
+        leg_mode,
+        false,
+        TimeInForce::FillOrKill,
+    )
+    .await
 }
 
 /// `kalshi_down`: the executor's Kalshi REST client points at a closed port.
@@ -71,6 +78,7 @@ async fn rig_full(
     retry_tolerance: Decimal,
     leg_mode: LegMode,
     kalshi_down: bool,
+    leg_order: TimeInForce,
 ) -> Rig {
     let pair = support::pair("fed");
     let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
@@ -120,6 +128,7 @@ async fn rig_full(
         dry_run,
         retry_tolerance,
         leg_mode,
+        leg_order,
         ..ExecutionPolicy::default()
     };
     let store = stores::sqlite();
@@ -560,7 +569,14 @@ async fn a_kill_before_any_order_settles_as_not_filled() {
 async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
     // Kalshi cannot be asked (connection refused): whether the YES leg
     // filled is unknown, so the trade stays open and the market is not traded.
-    let rig = rig_full(false, dec!(0.01), LegMode::Concurrent, true).await;
+    let rig = rig_full(
+        false,
+        dec!(0.01),
+        LegMode::Concurrent,
+        true,
+        TimeInForce::FillOrKill,
+    )
+    .await;
     crashed_after_the_intent(&rig, "t11", "0.57", (true, false)).await;
     let done = rig.executor.reconcile().await;
     assert_eq!((done.settled, done.unresolved), (0, 1));
@@ -690,4 +706,41 @@ async fn after_a_trade_the_cash_check_reads_the_venues_again() {
         "{:?}",
         t.outcome
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_fills_leave_only_the_matched_quantity_hedged() {
+    let rig = rig_full(
+        false,
+        dec!(0.0),
+        LegMode::Concurrent,
+        false,
+        TimeInForce::ImmediateOrCancel,
+    )
+    .await;
+    // 15 wanted: Kalshi has 10 YES at 0.45; Polymarket 10 NO at 0.57 and 20 at
+    // 0.58, all reachable at 0.58. YES fills 10, NO fills 15; the missing 5 YES
+    // are retried at 0.45 (no tolerance: nothing left), then the 5 extra NO are sold back.
+    rig.executor
+        .execute(execute(&rig, "t19", "0.45", "0.58", 15))
+        .await;
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    assert_eq!(t.yes_fill.as_ref().unwrap().size, Size::whole(10));
+    assert_eq!(t.no_fill.as_ref().unwrap().size, Size::whole(15));
+    assert_eq!(t.unwind_fill.as_ref().unwrap().size, Size::whole(5));
+    let mut held: Vec<_> = rig
+        .positions()
+        .await
+        .into_iter()
+        .map(|p| (p.venue, p.contracts))
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![(Venue::Kalshi, dec!(10)), (Venue::Polymarket, dec!(10))],
+        "10 hedged, nothing left over"
+    );
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
 }

@@ -198,6 +198,8 @@ pub struct Config {
     /// How both legs go out: `concurrent` (default) or `sequential` (the less
     /// liquid leg first, the other only after it fills).
     pub leg_mode: crate::execution::LegMode,
+    /// Legs as `fill_or_kill` (default) or `immediate_or_cancel` (`DOUBLETIME_LEG_ORDER`).
+    pub leg_order: crate::domain::TimeInForce,
     /// Folder of `*.wasm` strategy plugins, watched for changes.
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached by content hash.
@@ -223,6 +225,7 @@ impl Default for Config {
             database_url: Secret::new("sqlite://var/doubletime.db"),
             host_id: default_host_id(),
             leg_mode: crate::execution::LegMode::Concurrent,
+            leg_order: crate::domain::TimeInForce::FillOrKill,
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             api: ApiConfig::default(),
@@ -314,6 +317,9 @@ impl Config {
         }
         if let Some(v) = env("DOUBLETIME_HOST_ID") {
             self.host_id = v;
+        }
+        if let Some(v) = env("DOUBLETIME_LEG_ORDER") {
+            self.leg_order = parse_env("DOUBLETIME_LEG_ORDER", &v)?;
         }
         if let Some(v) = env("DOUBLETIME_LEG_MODE") {
             self.leg_mode = parse_env("DOUBLETIME_LEG_MODE", &v)?;

@@ -90,6 +90,17 @@ pub enum TimeInForce {
     ImmediateOrCancel,
 }
 
+impl std::str::FromStr for TimeInForce {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fok" | "fill_or_kill" => Ok(TimeInForce::FillOrKill),
+            "ioc" | "fak" | "immediate_or_cancel" => Ok(TimeInForce::ImmediateOrCancel),
+            other => Err(format!("'{other}' is not fok or ioc")),
+        }
+    }
+}
+
 /// An order one leg sends to one venue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

@@ -73,6 +73,10 @@ impl std::str::FromStr for LegMode {
 pub struct ExecutionPolicy {
     pub dry_run: bool,
     pub leg_mode: LegMode,
+    /// How each leg is sent: fill-or-kill (default: all or nothing) or
+    /// immediate-or-cancel (what the book has now; the legs may then differ
+    /// and the difference is retried or unwound).
+    pub leg_order: TimeInForce,
     /// How far past its planned price the missing leg may be retried.
     pub retry_tolerance: Decimal,
     pub retry_attempts: u32,
@@ -93,6 +97,7 @@ impl Default for ExecutionPolicy {
         ExecutionPolicy {
             dry_run: true,
             leg_mode: LegMode::Concurrent,
+            leg_order: TimeInForce::FillOrKill,
             retry_tolerance: Decimal::new(1, 2),
             retry_attempts: 2,
             retry_window: Duration::from_millis(500),
@@ -641,7 +646,7 @@ impl Executor {
             action: Action::Buy,
             limit,
             size,
-            time_in_force: TimeInForce::FillOrKill,
+            time_in_force: self.policy.leg_order,
         };
         Some((
             order(o.buy_yes_on, Outcome::Yes, o.yes_price, "yes"),
