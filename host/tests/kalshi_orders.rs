@@ -84,6 +84,8 @@ fn kalshi_books(
 async fn fok_buy_yes_and_buy_no_fill_at_the_book_price_with_the_taker_fee() {
     let v = venue().await;
     assert_eq!(v.rest.balance().await.unwrap(), usd(dec!(1000)));
+    // One shard's balance: the query is not part of the signed path.
+    assert_eq!(v.rest.balance_on(Some(0)).await.unwrap(), usd(dec!(1000)));
 
     // Buy 10 YES at ≤ 0.45: the YES ask is the NO bid 0.55 (§1.5).
     let o = buy("yes-1", Outcome::Yes, "0.45", 10, TimeInForce::FillOrKill);

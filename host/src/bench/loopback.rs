@@ -145,7 +145,10 @@ pub async fn measure(
     };
     sim.set_polymarket_creds(creds.clone());
     let clients = VenueClients {
-        kalshi: KalshiRest::new(&sim.kalshi_rest_url, Some(signer))?,
+        kalshi: KalshiRest::new(&sim.kalshi_rest_url, Some(signer))?.with_presigned_orders(
+            crate::app::PRESIGNED_ORDERS,
+            Duration::from_millis(host.config.kalshi.presign_max_age_ms),
+        ),
         polymarket: PolymarketRest::new(
             &sim.polymarket_rest_url,
             Some(creds),

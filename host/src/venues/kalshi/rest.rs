@@ -206,7 +206,15 @@ impl KalshiRest {
 
     /// Cash available (`GET /portfolio/balance`).
     pub async fn balance(&self) -> Result<Usd, KalshiError> {
-        let (status, body) = self.get("/portfolio/balance", "").await?;
+        self.balance_on(None).await
+    }
+
+    /// Cash on one exchange shard (`?exchange_index=`): since the 2026-08-24
+    /// sharding, collateral is allocated per shard (§0, §1.9). `None` is the
+    /// account's default view.
+    pub async fn balance_on(&self, exchange_index: Option<i32>) -> Result<Usd, KalshiError> {
+        let query = exchange_index.map_or(String::new(), |i| format!("?exchange_index={i}"));
+        let (status, body) = self.get("/portfolio/balance", &query).await?;
         serde_json::from_str::<BalanceResponse>(&body)
             .map_err(|e| unreadable(status, e))?
             .available()
