@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use doubletime_e2e::{binary, plugins, strip_ansi, workspace};
+
 /// The demo's start (compiling the interpreted plugins takes a while on a cold cache).
 const START: Duration = Duration::from_secs(120);
 /// Chromium's start.
@@ -33,29 +35,6 @@ const CALL: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_secs(60);
 /// How often a condition is looked at again.
 const POLL: Duration = Duration::from_millis(100);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let bin = dir.join("debug/doubletime");
-    assert!(
-        bin.is_file(),
-        "{} missing: run `cargo build -p doubletime` (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
-
-fn plugins() -> PathBuf {
-    std::env::var_os("DOUBLETIME_TEST_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/plugins"))
-}
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("DOUBLETIME_CHROMIUM")
@@ -131,23 +110,6 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A token for this run only (never printed): the test enters it on the page.

@@ -10,30 +10,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use doubletime_e2e::{binary, plugins, strip_ansi, workspace};
+
 const WAIT: Duration = Duration::from_secs(120);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let bin = dir.join("debug/doubletime");
-    assert!(
-        bin.is_file(),
-        "{} missing: run `cargo build -p doubletime` (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
-
-fn plugins() -> PathBuf {
-    std::env::var_os("DOUBLETIME_TEST_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/plugins"))
-}
 
 const PAIRS: &str = r#"
 dry_run = true
@@ -93,23 +72,6 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The test's configuration (plugins from the build, the shared compile cache)
@@ -175,26 +137,58 @@ async fn start_demo_in(dir: tempfile::TempDir) -> Demo {
     }
 }
 
+/// The host's server-sent event stream, read line by line.
+struct Events {
+    lines: tokio::io::Lines<BufReader<tokio::net::TcpStream>>,
+}
+
+impl Events {
+    /// Opens `/events`; once this returns the stream is subscribed (the
+    /// status line and headers come after the subscription).
+    async fn subscribe(api: &str) -> Events {
+        let addr = api.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.is_empty() {
+                break;
+            }
+        }
+        Events { lines }
+    }
+
+    /// The data of the next `name` event that `want` accepts.
+    async fn next_matching(&mut self, name: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let mut event = String::new();
+        while let Some(line) = self.lines.next_line().await.unwrap() {
+            if let Some(n) = line.strip_prefix("event:") {
+                event = n.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:")
+                && event == name
+                && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+                && want(&v)
+            {
+                return v;
+            }
+        }
+        panic!("event stream ended");
+    }
+}
+
 /// An opportunity for `pair`: from the recent list if it already happened,
 /// otherwise the next `opportunity` event on the server-sent event stream
 /// (subscribed before looking at the list, so nothing falls in between).
 async fn await_opportunity(api: &str, pair: &str) -> Value {
-    let addr = api.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    // The status line and headers come once the stream is subscribed.
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.is_empty() {
-            break;
-        }
-    }
+    let mut events = Events::subscribe(api).await;
     let recent: Value = reqwest::get(format!("{api}/opportunities"))
         .await
         .unwrap()
@@ -207,19 +201,11 @@ async fn await_opportunity(api: &str, pair: &str) -> Value {
     }) {
         return found.clone();
     }
-    let mut event = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(name) = line.strip_prefix("event:") {
-            event = name.trim().to_string();
-        } else if let Some(data) = line.strip_prefix("data:")
-            && event == "opportunity"
-            && let Ok(v) = serde_json::from_str::<Value>(data.trim())
-            && v.to_string().contains(&format!("\"{pair}\""))
-        {
-            return v;
-        }
-    }
-    panic!("event stream ended");
+    events
+        .next_matching("opportunity", |v| {
+            v.to_string().contains(&format!("\"{pair}\""))
+        })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,21 +321,7 @@ async fn record_writes_both_venues_raw_messages_with_receive_times() {
 /// The first executed trade of `pair`: from `GET /trades` if it already
 /// happened, otherwise the next `trade` event (subscribed before looking).
 async fn await_trade(api: &str, pair: &str) -> Value {
-    let addr = api.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.is_empty() {
-            break;
-        }
-    }
+    let mut events = Events::subscribe(api).await;
     let listed: Value = reqwest::get(format!("{api}/trades"))
         .await
         .unwrap()
@@ -362,19 +334,10 @@ async fn await_trade(api: &str, pair: &str) -> Value {
     {
         return t["trade_id"].clone();
     }
-    let mut event = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(name) = line.strip_prefix("event:") {
-            event = name.trim().to_string();
-        } else if let Some(data) = line.strip_prefix("data:")
-            && event == "trade"
-            && let Ok(v) = serde_json::from_str::<Value>(data.trim())
-            && v["opportunity"]["pair"] == pair
-        {
-            return v["id"].clone();
-        }
-    }
-    panic!("event stream ended");
+    events
+        .next_matching("trade", |v| v["opportunity"]["pair"] == pair)
+        .await["id"]
+        .clone()
 }
 
 async fn get_json(url: String) -> Value {

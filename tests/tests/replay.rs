@@ -8,30 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::Command;
 
+use doubletime_e2e::{binary, plugins, workspace};
+
 const WAIT: Duration = Duration::from_secs(120);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let bin = dir.join("debug/doubletime");
-    assert!(
-        bin.is_file(),
-        "{} missing: run `cargo build -p doubletime` (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
-
-fn plugins() -> PathBuf {
-    std::env::var_os("DOUBLETIME_TEST_PLUGINS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/plugins"))
-}
 
 fn sample() -> PathBuf {
     workspace().join("recordings/sample.jsonl")
