@@ -260,7 +260,7 @@ async fn session(state: Shared, socket: WebSocket) {
                     let _ = tx.send(Message::Close(None)).await;
                     return;
                 }
-                Ok(FeedEvent::Malformed { venue: Venue::Kalshi }) => out.push("{\"type\":\"orderbook_delta\",\"sid\":".to_string()),
+                Ok(FeedEvent::Malformed { venue: Venue::Kalshi }) => out.push(MALFORMED_DELTA.to_string()),
                 Ok(_) => {}
                 // This session fell behind the feed: a real venue would send
                 // error 25 (subscription buffer overflow) and drop the subscription.
@@ -302,6 +302,9 @@ async fn session(state: Shared, socket: WebSocket) {
     }
 }
 
+/// What a scripted malformed Kalshi frame looks like: a delta cut short.
+const MALFORMED_DELTA: &str = "{\"type\":\"orderbook_delta\",\"sid\":";
+
 /// Empties a feed receiver about to be replaced (a re-subscription takes a
 /// fresh one so queued book changes already in the new snapshot are not sent
 /// twice) without losing the scripted events queued on it: a gap still skips,
@@ -319,7 +322,7 @@ fn keep_control_events(
             } => *skip_seq = true,
             FeedEvent::Malformed {
                 venue: Venue::Kalshi,
-            } => out.push("{\"type\":\"orderbook_delta\",\"sid\":".to_string()),
+            } => out.push(MALFORMED_DELTA.to_string()),
             FeedEvent::Disconnect {
                 venue: Venue::Kalshi,
             } => hang_up = true,
