@@ -85,6 +85,9 @@ enum Command {
         /// Microseconds the evaluation thread polls before parking (in-process runs).
         #[arg(long, default_value_t = 50)]
         spin_us: u64,
+        /// Run only these phases (comma-separated); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<doubletime::bench::Phase>,
     },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
@@ -171,6 +174,7 @@ fn real_main() -> anyhow::Result<()> {
             updates,
             swaps,
             spin_us,
+            only,
         } => {
             let opts = doubletime::bench::BenchOptions {
                 plugins_dir: plugins,
@@ -178,6 +182,7 @@ fn real_main() -> anyhow::Result<()> {
                 updates,
                 swaps,
                 spin: Duration::from_micros(spin_us),
+                only,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(doubletime::bench::run(&config, &opts))?;

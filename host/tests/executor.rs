@@ -688,15 +688,16 @@ async fn positions_are_checked_against_the_venues() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_trade_the_cash_check_reads_the_venues_again() {
+async fn after_a_trade_the_cash_check_counts_what_it_spent() {
     let rig = rig(false, dec!(0.01)).await;
+    // Enough on Polymarket for one leg of 5 at 0.57 or less (plus its fee), not two.
+    rig.sim.set_balance(Venue::Polymarket, dec!(4));
     rig.executor
         .execute(execute(&rig, "t17", "0.45", "0.57", 5))
         .await;
     assert_eq!(rig.trades().await[0].outcome, TradeOutcome::Hedged);
-    // The balance read for t17 is still young, but t17 spent cash: the next
-    // trade must not trust it.
-    rig.sim.set_balance(Venue::Polymarket, dec!(1));
+    // The balance read for t17 is still young: it is trusted less what t17
+    // could spend, so t18 is refused without reading the venue again.
     rig.executor
         .execute(execute(&rig, "t18", "0.45", "0.57", 5))
         .await;

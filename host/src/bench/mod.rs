@@ -35,16 +35,25 @@ pub struct BenchOptions {
     pub swaps: usize,
     /// The evaluation thread's poll before parking, for the in-process runs.
     pub spin: std::time::Duration,
+    /// The phases to run; all of them when empty.
+    pub only: Vec<Phase>,
+}
+
+/// One part of the bench, to run alone (e.g. under `perf record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Loopback,
+    Paced,
+    Throughput,
+    Reload,
 }
 
 pub struct BenchReport {
-    loopback: loopback::Loopback,
-    loopback_rss: Option<u64>,
+    loopback: Option<(loopback::Loopback, Option<u64>)>,
     paced: Vec<paced::Paced>,
     spin: std::time::Duration,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
-    reload: reload::Reload,
-    reload_rss: Option<u64>,
+    reload: Option<(reload::Reload, Option<u64>)>,
 }
 
 /// A scratch folder removed on drop (the bench's config, store and plugin folders).
@@ -100,12 +109,17 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
     let walk_books = plugin(&opts.plugins_dir, "walk-books.wasm")?;
     let cache = config.plugin_cache_dir.clone();
 
-    reset_peak_rss();
-    let only_rust = Scratch::new("plugins")?;
-    std::fs::write(only_rust.path().join("buy-both.wasm"), &*buy_both)?;
-    tracing::info!("bench: the host against the simulator on loopback");
-    let loopback = loopback::measure(only_rust.path(), &cache, 10, opts.seconds).await?;
-    let loopback_rss = peak_rss_kib();
+    let wanted = |phase| opts.only.is_empty() || opts.only.contains(&phase);
+
+    let mut loopback = None;
+    if wanted(Phase::Loopback) {
+        reset_peak_rss();
+        let only_rust = Scratch::new("plugins")?;
+        std::fs::write(only_rust.path().join("buy-both.wasm"), &*buy_both)?;
+        tracing::info!("bench: the host against the simulator on loopback");
+        let l = loopback::measure(only_rust.path(), &cache, 10, opts.seconds).await?;
+        loopback = Some((l, peak_rss_kib()));
+    }
 
     let host = PluginHost::new(RuntimeLimits {
         cache_dir: Some(cache),
@@ -121,10 +135,20 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         ("buy-both-copy".to_string(), buy_both.clone()),
     ];
     let (updates, swaps) = (opts.updates, opts.swaps);
-    let (paced, throughput, reload, reload_rss) = tokio::task::spawn_blocking(move || {
+    let (run_paced, run_throughput, run_reload) = (
+        wanted(Phase::Paced),
+        wanted(Phase::Throughput),
+        wanted(Phase::Reload),
+    );
+    let (paced, throughput, reload) = tokio::task::spawn_blocking(move || {
         let mut paced = Vec::new();
         // A busy market (a change every 50 µs) and a quiet one (every 1 ms).
-        for (per_second, messages) in [(20_000, 100_000), (1_000, 5_000)] {
+        let rates: &[(u64, usize)] = if run_paced {
+            &[(20_000, 100_000), (1_000, 5_000)]
+        } else {
+            &[]
+        };
+        for &(per_second, messages) in rates {
             tracing::info!(per_second, "bench: paced tick-to-decision");
             paced.push(paced::measure(
                 &host,
@@ -135,7 +159,8 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
             )?);
         }
         let mut runs = Vec::new();
-        for pairs in [1, 100, 1_000] {
+        let sizes: &[usize] = if run_throughput { &[1, 100, 1_000] } else { &[] };
+        for &pairs in sizes {
             for plugins in [&one, &three] {
                 tracing::info!(pairs, plugins = plugins.len(), "bench: throughput");
                 reset_peak_rss();
@@ -143,25 +168,27 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
                 runs.push((t, peak_rss_kib()));
             }
         }
-        tracing::info!(swaps, "bench: hot reload under load");
-        reset_peak_rss();
-        let r = reload::measure(
-            &host,
-            ("buy-both".to_string(), buy_both.clone()),
-            [buy_both, walk_books],
-            swaps,
-        )?;
-        anyhow::Ok((paced, runs, r, peak_rss_kib()))
+        let mut reload = None;
+        if run_reload {
+            tracing::info!(swaps, "bench: hot reload under load");
+            reset_peak_rss();
+            let r = reload::measure(
+                &host,
+                ("buy-both".to_string(), buy_both.clone()),
+                [buy_both, walk_books],
+                swaps,
+            )?;
+            reload = Some((r, peak_rss_kib()));
+        }
+        anyhow::Ok((paced, runs, reload))
     })
     .await??;
     Ok(BenchReport {
         loopback,
-        loopback_rss,
         paced,
         spin: opts.spin,
         throughput,
         reload,
-        reload_rss,
     })
 }
 
@@ -199,29 +226,37 @@ fn count(x: f64) -> String {
 impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
-        let l = &self.loopback;
-        let _ = writeln!(
-            s,
-            "| latency ({} pairs on loopback, `buy-both`, {} s, {} book updates) | samples | p50 | p99 | p99.9 | target |",
-            l.pairs,
-            l.seconds,
-            count(l.book_updates as f64)
-        );
-        s.push_str("|---|---|---|---|---|---|\n");
-        let _ = writeln!(
-            s,
-            "| tick-to-decision: book message received → plugin decided | {} | {} | p99 < 20 µs |",
-            l.tick_to_decision.count,
-            quantiles(&l.tick_to_decision)
-        );
-        let _ = writeln!(
-            s,
-            "| tick-to-order: book message received → both orders at the venues ({} of {} windows traded) | {} | {} | p99 < 1 ms |",
-            l.traded,
-            l.windows,
-            l.tick_to_order.count,
-            quantiles(&l.tick_to_order)
-        );
+        let latency_header = |s: &mut String, what: &str| {
+            let _ = writeln!(s, "| {what} | samples | p50 | p99 | p99.9 | target |");
+            s.push_str("|---|---|---|---|---|---|\n");
+        };
+        if let Some((l, _)) = &self.loopback {
+            latency_header(
+                &mut s,
+                &format!(
+                    "latency ({} pairs on loopback, `buy-both`, {} s, {} book updates)",
+                    l.pairs,
+                    l.seconds,
+                    count(l.book_updates as f64)
+                ),
+            );
+            let _ = writeln!(
+                s,
+                "| tick-to-decision: book message received → plugin decided | {} | {} | p99 < 20 µs |",
+                l.tick_to_decision.count,
+                quantiles(&l.tick_to_decision)
+            );
+            let _ = writeln!(
+                s,
+                "| tick-to-order: book message received → both orders at the venues ({} of {} windows traded) | {} | {} | p99 < 1 ms |",
+                l.traded,
+                l.windows,
+                l.tick_to_order.count,
+                quantiles(&l.tick_to_order)
+            );
+        } else if !self.paced.is_empty() {
+            latency_header(&mut s, "latency");
+        }
         for p in &self.paced {
             let _ = writeln!(
                 s,
@@ -235,12 +270,14 @@ impl BenchReport {
                 quantiles(&p.tick_to_decision)
             );
         }
-        let _ = writeln!(
-            s,
-            "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | peak RSS |",
-            self.spin.as_micros()
-        );
-        s.push_str("|---|---|---|---|---|---|\n");
+        if !self.throughput.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | peak RSS |",
+                self.spin.as_micros()
+            );
+            s.push_str("|---|---|---|---|---|---|\n");
+        }
         for (t, rss) in &self.throughput {
             let _ = writeln!(
                 s,
@@ -253,39 +290,46 @@ impl BenchReport {
                 mib(*rss)
             );
         }
-        let r = &self.reload;
-        let mut ms = r.swap_ms.clone();
-        ms.sort_by(f64::total_cmp);
-        let median = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
-        let max = ms.last().copied().unwrap_or(0.0);
-        s.push_str("\n| hot reload under load (100 pairs) | value | target |\n|---|---|---|\n");
-        let _ = writeln!(
-            s,
-            "| swaps (file renamed → new version evaluating) | {} | |",
-            r.swaps
-        );
-        let _ = writeln!(
-            s,
-            "| swap time median / max (includes the 50 ms debounce) | {median:.1} / {max:.1} ms | < 100 ms |"
-        );
-        let _ = writeln!(
-            s,
-            "| evaluations during the swaps (updates) | {} ({}) | |",
-            count(r.evaluations as f64),
-            count(r.updates as f64)
-        );
-        let _ = writeln!(
-            s,
-            "| evaluations missed / made twice by the swapped plugin | {} / {} | 0 / 0 |",
-            r.missed, r.doubled
-        );
-        s.push_str("\n| peak RSS (VmHWM) | value |\n|---|---|\n");
-        let _ = writeln!(
-            s,
-            "| whole host on loopback (feeds, plugin, risk, store, executor, simulator) | {} |",
-            mib(self.loopback_rss)
-        );
-        let _ = writeln!(s, "| hot reload run | {} |", mib(self.reload_rss));
+        if let Some((r, _)) = &self.reload {
+            let mut ms = r.swap_ms.clone();
+            ms.sort_by(f64::total_cmp);
+            let median = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
+            let max = ms.last().copied().unwrap_or(0.0);
+            s.push_str("\n| hot reload under load (100 pairs) | value | target |\n|---|---|---|\n");
+            let _ = writeln!(
+                s,
+                "| swaps (file renamed → new version evaluating) | {} | |",
+                r.swaps
+            );
+            let _ = writeln!(
+                s,
+                "| swap time median / max (includes the 50 ms debounce) | {median:.1} / {max:.1} ms | < 100 ms |"
+            );
+            let _ = writeln!(
+                s,
+                "| evaluations during the swaps (updates) | {} ({}) | |",
+                count(r.evaluations as f64),
+                count(r.updates as f64)
+            );
+            let _ = writeln!(
+                s,
+                "| evaluations missed / made twice by the swapped plugin | {} / {} | 0 / 0 |",
+                r.missed, r.doubled
+            );
+        }
+        if self.loopback.is_some() || self.reload.is_some() {
+            s.push_str("\n| peak RSS (VmHWM) | value |\n|---|---|\n");
+        }
+        if let Some((_, rss)) = &self.loopback {
+            let _ = writeln!(
+                s,
+                "| whole host on loopback (feeds, plugin, risk, store, executor, simulator) | {} |",
+                mib(*rss)
+            );
+        }
+        if let Some((_, rss)) = &self.reload {
+            let _ = writeln!(s, "| hot reload run | {} |", mib(*rss));
+        }
         s
     }
 }

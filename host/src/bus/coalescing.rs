@@ -20,6 +20,9 @@ struct Pending<K, V> {
     closed: bool,
     /// Set by a waker: the blocked consumer returns early to do other work.
     woken: bool,
+    /// Threads blocked in `recv_timeout`: a publish signals the condvar only
+    /// when one is, since the signal is a system call even with no waiter.
+    sleepers: u32,
 }
 
 struct Queue<K, V> {
@@ -61,6 +64,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
                 order: VecDeque::new(),
                 closed: false,
                 woken: false,
+                sleepers: 0,
             }),
             notify: Notify::new(),
             ready: Condvar::new(),
@@ -81,10 +85,9 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         subs.retain(|q| Arc::strong_count(q) > 1);
         for q in subs.iter() {
             let mut p = q.lock();
-            match p.values.remove(&key) {
-                Some(old) => {
-                    let merged = (self.merge)(old, value.clone());
-                    p.values.insert(key.clone(), merged);
+            match p.values.get_mut(&key) {
+                Some(waiting) => {
+                    *waiting = (self.merge)(waiting.clone(), value.clone());
                     self.counters.coalesced();
                 }
                 None => {
@@ -92,9 +95,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
                     p.order.push_back(key.clone());
                 }
             }
+            let sleeping = p.sleepers > 0;
             drop(p);
             q.notify.notify_one();
-            q.ready.notify_one();
+            if sleeping {
+                q.ready.notify_one();
+            }
         }
     }
 
@@ -146,12 +152,14 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
                 return None;
             }
             let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            p.sleepers += 1;
             p = self
                 .queue
                 .ready
                 .wait_timeout(p, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            p.sleepers -= 1;
         }
     }
 

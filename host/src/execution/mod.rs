@@ -114,6 +114,16 @@ pub struct VenueClients {
     pub polymarket: PolymarketRest,
 }
 
+/// A venue's cash as last read, less what our orders sent since may spend.
+#[derive(Debug, Clone, Copy)]
+struct CachedBalance {
+    cash: Usd,
+    read_at: tokio::time::Instant,
+    /// Buys debited so far, and those not yet answered.
+    debits: u64,
+    in_flight: u32,
+}
+
 pub struct Executor {
     clients: Arc<VenueClients>,
     books: Arc<BookStore>,
@@ -126,7 +136,7 @@ pub struct Executor {
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
     /// The last balance read per venue, and when.
-    balances: std::sync::Mutex<std::collections::HashMap<Venue, (Usd, tokio::time::Instant)>>,
+    balances: std::sync::Mutex<std::collections::HashMap<Venue, CachedBalance>>,
     /// Polymarket trade statuses from the user channel.
     settlement: std::sync::OnceLock<Arc<SettlementWatch>>,
     /// Kalshi fills from the private channel, for orders whose answer was lost.
@@ -655,6 +665,7 @@ impl Executor {
     }
 
     async fn balance(&self, venue: Venue) -> Result<Usd, String> {
+        let before = self.cached_balance(venue);
         let b = match venue {
             Venue::Kalshi => self
                 .clients
@@ -670,33 +681,75 @@ impl Executor {
                 .map_err(|e| e.to_string()),
         }?;
         self.risk.set_balance(venue, b);
-        self.balances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(venue, (b, tokio::time::Instant::now()));
+        let mut balances = self.balances.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = balances.entry(venue).or_insert(CachedBalance {
+            cash: b,
+            read_at: tokio::time::Instant::now(),
+            debits: 0,
+            in_flight: 0,
+        });
+        // An order sent or unanswered while this read was made may be missing
+        // from it: the debited figure stays until a read that no order overlapped.
+        if before.is_none_or(|c| c.in_flight == 0 && c.debits == cached.debits) {
+            cached.cash = b;
+            cached.read_at = tokio::time::Instant::now();
+        }
         Ok(b)
     }
 
-    /// The venue's balance: the last one read if fresh enough, else read now.
-    async fn fresh_balance(&self, venue: Venue) -> Result<Usd, String> {
-        let cached = self
-            .balances
+    fn cached_balance(&self, venue: Venue) -> Option<CachedBalance> {
+        self.balances
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&venue)
-            .copied();
-        match cached {
-            Some((b, at)) if at.elapsed() <= self.policy.balance_max_age => Ok(b),
+            .copied()
+    }
+
+    /// The venue's balance: the last one read if fresh enough (less what our
+    /// orders may have spent since), else read now.
+    async fn fresh_balance(&self, venue: Venue) -> Result<Usd, String> {
+        match self.cached_balance(venue) {
+            Some(c) if c.read_at.elapsed() <= self.policy.balance_max_age => Ok(c.cash),
             _ => self.balance(venue).await,
         }
     }
 
-    /// Our own orders moved cash: the next check reads the venues again.
-    fn balances_spent(&self) {
-        self.balances
+    /// A buy about to be sent: the most it can spend (limit × size + taker
+    /// fee) comes off the cached cash, so the next trade's check needs no
+    /// read on its order path and can never count this cash twice.
+    fn debit(&self, entry: &PairEntry, order: &Order) {
+        if order.action != Action::Buy {
+            return;
+        }
+        let most = order.limit * order.size
+            + entry
+                .fees
+                .taker_fee(order.venue, order.limit, order.size);
+        if let Some(c) = self
+            .balances
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
+            .get_mut(&order.venue)
+        {
+            c.cash = c.cash - most;
+            c.debits += 1;
+            c.in_flight += 1;
+        }
+    }
+
+    /// The venue answered an order [`Self::debit`] counted.
+    fn answered(&self, order: &Order) {
+        if order.action != Action::Buy {
+            return;
+        }
+        if let Some(c) = self
+            .balances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&order.venue)
+        {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
     }
 
     /// Sends one order and books what came back (its fate, then its fill).
@@ -708,6 +761,7 @@ impl Executor {
 
     /// Sends one order; nothing is booked (the caller books, off the order path).
     async fn send(&self, entry: &PairEntry, order: Order) -> LegResult {
+        self.debit(entry, &order);
         let at = now_micros();
         let outcome = match order.venue {
             Venue::Kalshi => match self
@@ -759,6 +813,7 @@ impl Executor {
                 }
             }
         };
+        self.answered(&order);
         match outcome {
             Ok((venue_order_id, fill)) => LegResult {
                 order,
@@ -901,7 +956,6 @@ impl Executor {
             }
             LegMode::Sequential => self.sequential(&entry, &cmd.trade_id, yes, no).await,
         };
-        self.balances_spent();
         self.settle(&entry, &cmd, y, n).await;
     }
 

@@ -5,3 +5,4 @@ pub mod feed;
 pub mod http;
 pub mod kalshi;
 pub mod polymarket;
+pub mod wire;

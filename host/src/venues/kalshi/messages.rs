@@ -25,9 +25,9 @@ mod fixed {
     use super::*;
     use serde::de::Error;
 
-    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        String::deserialize(d)
-    }
+    // Borrowed from the frame: no allocation for a number read once.
+    use crate::venues::wire::text;
+    pub(super) use crate::venues::wire::Text;
 
     pub fn price<'de, D: Deserializer<'de>>(d: D) -> Result<Price, D::Error> {
         Price::parse(&text(d)?).map_err(D::Error::custom)
@@ -75,7 +75,8 @@ pub struct WireLevel {
 impl<'de> Deserialize<'de> for WireLevel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let (price, count) = <(String, String)>::deserialize(d)?;
+        let (fixed::Text(price), fixed::Text(count)) =
+            <(fixed::Text, fixed::Text)>::deserialize(d)?;
         Ok(WireLevel {
             price: Price::parse(&price).map_err(D::Error::custom)?,
             count: Size::parse(&count).map_err(D::Error::custom)?,
@@ -429,48 +430,73 @@ pub enum ParseError {
     Malformed(String),
 }
 
-/// Fields that only the legacy format had, per message type (§1.4 "LEGACY").
-fn legacy_fields(kind: &str) -> &'static [&'static str] {
+/// Fields that only the legacy format had (§1.4 "LEGACY"); [`legacy_fields`]
+/// picks those of each message type by index.
+const LEGACY: &[&str] = &[
+    "yes",
+    "no",
+    "yes_dollars",
+    "no_dollars",
+    "price",
+    "delta",
+    "yes_price",
+    "no_price",
+    "count",
+    "post_position",
+];
+
+/// Indexes into [`LEGACY`] of the fields a message type's legacy form had.
+fn legacy_fields(kind: &str) -> &'static [usize] {
     match kind {
-        "orderbook_snapshot" => &["yes", "no", "yes_dollars", "no_dollars"],
-        "orderbook_delta" => &["price", "delta"],
-        "fill" => &["yes_price", "no_price", "count", "post_position"],
+        "orderbook_snapshot" => &[0, 1, 2, 3],
+        "orderbook_delta" => &[4, 5],
+        "fill" => &[6, 7, 8, 9],
         _ => &[],
     }
 }
 
 /// Parses one WebSocket text frame. Never panics.
+///
+/// The frame is probed for `type` and the legacy fields of `msg`, then parsed
+/// straight into its message: no intermediate `Value` on the feed's hot path.
 pub fn parse(text: &str) -> Result<KalshiMessage, ParseError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))?;
-    let Value::Object(ref root) = value else {
-        return Err(ParseError::Malformed("not a JSON object".into()));
-    };
-    let kind = match root.get("type") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ParseError::Malformed("`type` is not a string".into())),
+    let malformed = |e: serde_json::Error| ParseError::Malformed(e.to_string());
+    let probe = super::super::wire::probe(text, "type", Some("msg"), LEGACY).map_err(|e| {
+        // Values are skipped whatever they are, so a data error is the root's type.
+        if e.is_data() {
+            ParseError::Malformed("not a JSON object".into())
+        } else {
+            malformed(e)
+        }
+    })?;
+    let kind = match probe.tag.clone() {
+        Some(kind) => kind,
+        None if probe.tag_not_text => {
+            return Err(ParseError::Malformed("`type` is not a string".into()));
+        }
         None => return Err(ParseError::Malformed("no `type`".into())),
     };
-    if let Some(Value::Object(msg)) = root.get("msg")
-        && let Some(field) = legacy_fields(&kind).iter().find(|f| msg.contains_key(**f))
+    if let Some(&field) = legacy_fields(&kind)
+        .iter()
+        .find(|&&i| probe.nested_has(i))
     {
         return Err(ParseError::Legacy {
-            kind,
-            field: (*field).to_string(),
+            kind: kind.into_owned(),
+            field: LEGACY[field].to_string(),
         });
     }
-    fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ParseError> {
-        serde_json::from_value(v).map_err(|e| ParseError::Malformed(e.to_string()))
+    fn typed<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ParseError> {
+        serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))
     }
-    Ok(match kind.as_str() {
-        "subscribed" => KalshiMessage::Subscribed(typed(value)?),
-        "unsubscribed" => KalshiMessage::Unsubscribed(typed(value)?),
-        "ok" => KalshiMessage::Ok(typed(value)?),
-        "error" => KalshiMessage::Error(typed(value)?),
-        "orderbook_snapshot" => KalshiMessage::OrderbookSnapshot(typed(value)?),
-        "orderbook_delta" => KalshiMessage::OrderbookDelta(typed(value)?),
-        "fill" => KalshiMessage::Fill(typed(value)?),
-        _ => return Err(ParseError::Unknown(kind)),
+    Ok(match kind.as_ref() {
+        "subscribed" => KalshiMessage::Subscribed(typed(text)?),
+        "unsubscribed" => KalshiMessage::Unsubscribed(typed(text)?),
+        "ok" => KalshiMessage::Ok(typed(text)?),
+        "error" => KalshiMessage::Error(typed(text)?),
+        "orderbook_snapshot" => KalshiMessage::OrderbookSnapshot(typed(text)?),
+        "orderbook_delta" => KalshiMessage::OrderbookDelta(typed(text)?),
+        "fill" => KalshiMessage::Fill(typed(text)?),
+        _ => return Err(ParseError::Unknown(kind.into_owned())),
     })
 }
 

@@ -415,44 +415,56 @@ pub fn parse_each(text: &str) -> Result<Vec<Result<PolyMessage, ParseError>>, Pa
     if trimmed == PONG {
         return Ok(vec![Ok(PolyMessage::Pong)]);
     }
+    // One event (the hot path: every price change) is probed for its type and
+    // parsed straight into its message; no intermediate `Value`.
+    if trimmed.starts_with('{') {
+        return Ok(vec![parse_object(trimmed)]);
+    }
+    if !trimmed.starts_with('[') {
+        return Err(malformed("frame is neither an object nor an array"));
+    }
+    // An array (the books sent on subscribing): each element as its raw text.
     // serde_json bounds recursion depth, so hostile nesting is an error, not a
     // stack overflow.
-    let value: Value = serde_json::from_str(trimmed).map_err(malformed)?;
-    match value {
-        Value::Array(items) => Ok(items.into_iter().map(parse_event).collect()),
-        v @ Value::Object(_) => Ok(vec![parse_event(v)]),
-        _ => Err(malformed("frame is neither an object nor an array")),
-    }
+    let items: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(trimmed).map_err(malformed)?;
+    Ok(items.into_iter().map(|v| parse_object(v.get())).collect())
 }
 
-fn typed<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, ParseError> {
-    serde_json::from_value(v).map_err(malformed)
-}
+/// Keys that tell an event's shape: `price_changes` is today's price change;
+/// `changes` or a top-level `asset_id` on a price change is the legacy one.
+const SHAPE_KEYS: &[&str] = &["price_changes", "changes", "asset_id"];
 
-fn parse_event(v: Value) -> Result<PolyMessage, ParseError> {
-    let Value::Object(obj) = &v else {
-        return Err(malformed("event is not an object"));
-    };
-    let Some(event_type) = obj.get("event_type").and_then(Value::as_str) else {
+fn parse_object(text: &str) -> Result<PolyMessage, ParseError> {
+    let probe = crate::venues::wire::probe(text, "event_type", None, SHAPE_KEYS).map_err(|e| {
+        // Values are skipped whatever they are, so a data error is the event's type.
+        if e.is_data() {
+            malformed("event is not an object")
+        } else {
+            malformed(e)
+        }
+    })?;
+    let Some(event_type) = probe.tag.as_deref() else {
         return Err(malformed("missing event_type"));
     };
+    fn typed<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ParseError> {
+        serde_json::from_str(text).map_err(malformed)
+    }
     match event_type {
-        "book" => typed(v).map(PolyMessage::Book),
+        "book" => typed(text).map(PolyMessage::Book),
         "price_change" => {
-            if !obj.contains_key("price_changes")
-                && (obj.contains_key("changes") || obj.contains_key("asset_id"))
-            {
+            if !probe.has(0) && (probe.has(1) || probe.has(2)) {
                 return Err(ParseError::Legacy);
             }
-            typed(v).map(PolyMessage::PriceChange)
+            typed(text).map(PolyMessage::PriceChange)
         }
-        "tick_size_change" => typed(v).map(PolyMessage::TickSizeChange),
-        "last_trade_price" => typed(v).map(PolyMessage::LastTradePrice),
-        "best_bid_ask" => typed(v).map(PolyMessage::BestBidAsk),
-        "new_market" => typed(v).map(PolyMessage::NewMarket),
-        "market_resolved" => typed(v).map(PolyMessage::MarketResolved),
-        "trade" => typed(v).map(PolyMessage::Trade),
-        "order" => typed(v).map(PolyMessage::Order),
+        "tick_size_change" => typed(text).map(PolyMessage::TickSizeChange),
+        "last_trade_price" => typed(text).map(PolyMessage::LastTradePrice),
+        "best_bid_ask" => typed(text).map(PolyMessage::BestBidAsk),
+        "new_market" => typed(text).map(PolyMessage::NewMarket),
+        "market_resolved" => typed(text).map(PolyMessage::MarketResolved),
+        "trade" => typed(text).map(PolyMessage::Trade),
+        "order" => typed(text).map(PolyMessage::Order),
         other => Err(ParseError::Unknown {
             event_type: other.chars().take(64).collect(),
         }),
