@@ -50,7 +50,11 @@ impl PairEntry {
 
 #[derive(Default)]
 struct Inner {
+    /// In id order, for listings.
     by_id: BTreeMap<PairId, Arc<PairEntry>>,
+    /// The same entries hashed: the feeds and the strategy look a pair up on
+    /// every book change.
+    lookup: rustc_hash::FxHashMap<PairId, Arc<PairEntry>>,
     next_index: u32,
 }
 
@@ -97,23 +101,22 @@ impl BookStore {
             polymarket_ticks: Mutex::new(ticks),
             state: Mutex::new(state),
         });
+        inner.lookup.insert(pair.id.clone(), entry.clone());
         inner.by_id.insert(pair.id, entry.clone());
         entry
     }
 
     pub fn remove(&self, id: &PairId) -> Option<Arc<PairEntry>> {
-        self.inner
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .remove(id)
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.lookup.remove(id);
+        inner.by_id.remove(id)
     }
 
     pub fn get(&self, id: &PairId) -> Option<Arc<PairEntry>> {
         self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .by_id
+            .lookup
             .get(id)
             .cloned()
     }

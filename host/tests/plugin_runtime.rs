@@ -327,7 +327,7 @@ async fn a_swap_lands_between_evaluations_and_loses_no_update() {
     tokio::time::timeout(WAIT, async {
         loop {
             let (p, _) = opps.recv().await;
-            if p.0 == "marker" {
+            if p.as_str() == "marker" {
                 break;
             }
         }

@@ -48,7 +48,7 @@ impl Market {
     fn of(entry: &PairEntry) -> Market {
         let p = &entry.pair;
         Market {
-            id: p.id.0.clone(),
+            id: p.id.to_string(),
             index: entry.index,
             kalshi_ticker: p.kalshi_ticker.clone(),
             polymarket_condition_id: p.polymarket_condition_id.clone(),
@@ -160,7 +160,7 @@ pub async fn remove_market(
     let entry = state
         .host
         .books
-        .remove(&crate::domain::PairId(id.clone()))
+        .remove(&crate::domain::PairId::from(id.as_str()))
         .ok_or_else(|| unknown_market(&id))?;
     state.host.strategy.sync_markets();
     tracing::info!(market = %id, "market removed through the API");
@@ -295,7 +295,7 @@ pub async fn market_detail(
     let entry = state
         .host
         .books
-        .get(&crate::domain::PairId(id.clone()))
+        .get(&crate::domain::PairId::from(id.as_str()))
         .ok_or_else(|| unknown_market(&id))?;
     Ok(Json(MarketDetail::of(&entry)))
 }

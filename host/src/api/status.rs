@@ -81,7 +81,7 @@ pub fn book_ages(books: &BookStore) -> Vec<BookAge> {
         for venue in Venue::ALL {
             let side = state.venue(venue);
             out.push(BookAge {
-                market: entry.pair.id.0.clone(),
+                market: entry.pair.id.to_string(),
                 venue,
                 age_seconds: side.age(now).map(micros_to_seconds),
                 stale: side.stale,

@@ -11,7 +11,7 @@ use crate::domain::{MarketPair, PairId, TokenId, Venue};
 pub fn pairs(n: usize) -> Vec<MarketPair> {
     (0..n)
         .map(|i| MarketPair {
-            id: PairId(format!("p{i}")),
+            id: PairId::from(format!("p{i}")),
             kalshi_ticker: format!("KXBENCH-{i}"),
             polymarket_condition_id: format!("0x{i:x}"),
             polymarket_yes_token: TokenId::new(format!("{}", 1_000_000 + 2 * i)).expect("digits"),

@@ -5,8 +5,9 @@
 //! fairly in the order they first changed. Memory per consumer is bounded by the
 //! number of keys, and publishing never waits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::sync::Notify;
 use super::{Counters, TopicStats};
 
 struct Pending<K, V> {
-    values: HashMap<K, V>,
+    values: rustc_hash::FxHashMap<K, V>,
     order: VecDeque<K>,
     closed: bool,
     /// Set by a waker: the blocked consumer returns early to do other work.
@@ -27,6 +28,9 @@ struct Pending<K, V> {
 
 struct Queue<K, V> {
     pending: Mutex<Pending<K, V>>,
+    /// Keys waiting, readable without the lock: a polling consumer looks here
+    /// first instead of contending with the publisher for `pending`.
+    waiting: AtomicUsize,
     // Both: async consumers wait on `notify`, the strategy's OS threads on `ready`.
     notify: Notify,
     ready: Condvar,
@@ -60,12 +64,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
     pub fn subscribe(&self) -> CoalescingReceiver<K, V> {
         let q = Arc::new(Queue {
             pending: Mutex::new(Pending {
-                values: HashMap::new(),
+                values: Default::default(),
                 order: VecDeque::new(),
                 closed: false,
                 woken: false,
                 sleepers: 0,
             }),
+            waiting: AtomicUsize::new(0),
             notify: Notify::new(),
             ready: Condvar::new(),
         });
@@ -93,6 +98,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
                 None => {
                     p.values.insert(key.clone(), value.clone());
                     p.order.push_back(key.clone());
+                    q.waiting.store(p.order.len(), Ordering::Release);
                 }
             }
             let sleeping = p.sleepers > 0;
@@ -114,14 +120,18 @@ pub struct CoalescingReceiver<K, V> {
 }
 
 impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
-    fn pop(p: &mut Pending<K, V>) -> Option<(K, V)> {
+    fn pop(q: &Queue<K, V>, p: &mut Pending<K, V>) -> Option<(K, V)> {
         let key = p.order.pop_front()?;
+        q.waiting.store(p.order.len(), Ordering::Release);
         let value = p.values.remove(&key)?;
         Some((key, value))
     }
 
     pub fn try_recv(&self) -> Option<(K, V)> {
-        Self::pop(&mut self.queue.lock())
+        if self.queue.waiting.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Self::pop(&self.queue, &mut self.queue.lock())
     }
 
     /// Waits for the next key that changed.
@@ -141,7 +151,7 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
         let mut p = self.queue.lock();
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Some(kv) = Self::pop(&mut p) {
+            if let Some(kv) = Self::pop(&self.queue, &mut p) {
                 return Some(kv);
             }
             if p.closed {

@@ -164,7 +164,7 @@ impl MarketConfig {
             TokenId::new(s).map_err(|e| invalid(&format!("{setting}.{field}"), e.to_string()))
         };
         Ok(MarketPair {
-            id: PairId(self.id.clone()),
+            id: PairId::from(self.id.as_str()),
             kalshi_ticker: self.kalshi_ticker.clone(),
             polymarket_condition_id: self.polymarket_condition_id.clone(),
             polymarket_yes_token: token(&self.polymarket_yes_token, "polymarket_yes_token")?,

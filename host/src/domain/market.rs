@@ -68,9 +68,39 @@ impl fmt::Display for Outcome {
 }
 
 /// Our id for a market pair (from the configuration), e.g. "fed-dec-hold".
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PairId(pub String);
+/// Shared text: every book change carries it, so a copy must not allocate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairId(pub std::sync::Arc<str>);
+
+impl PairId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for PairId {
+    fn from(s: &str) -> Self {
+        PairId(s.into())
+    }
+}
+
+impl From<String> for PairId {
+    fn from(s: String) -> Self {
+        PairId(s.into())
+    }
+}
+
+impl Serialize for PairId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PairId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(PairId::from)
+    }
+}
 
 impl fmt::Display for PairId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

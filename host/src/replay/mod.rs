@@ -183,7 +183,7 @@ pub fn replay(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRep
         pairs: by_pair
             .into_iter()
             .map(|(pair, (opportunities, best_net_edge))| PairResult {
-                pair: pair.0,
+                pair: pair.to_string(),
                 opportunities,
                 best_net_edge,
             })

@@ -41,7 +41,7 @@ pub struct SimPair {
 impl From<&MarketPair> for SimPair {
     fn from(p: &MarketPair) -> Self {
         SimPair {
-            id: p.id.0.clone(),
+            id: p.id.to_string(),
             kalshi_ticker: p.kalshi_ticker.clone(),
             condition_id: p.polymarket_condition_id.clone(),
             yes_token: p.polymarket_yes_token.to_string(),
