@@ -744,3 +744,96 @@ async fn partial_fills_leave_only_the_matched_quantity_hedged() {
     let no_token = support::pair("fed").polymarket_no_token.to_string();
     assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
 }
+
+/// The Polymarket NO asks: 0.57×10 then 0.58×`deeper` (Kalshi as in [`support::order_books`]).
+async fn poly_no_asks(rig: &Rig, deeper: u64) {
+    let mut books = support::order_books();
+    books.poly_no = support::levels(&[("0.55", 10)], &[("0.57", 10), ("0.58", deeper)]);
+    rig.sim.replace_books(0, books).await;
+}
+
+/// One match, two trades: the first (10 at 0.57) confirms, the second (5 at 0.58) FAILS.
+async fn second_trade_of_each_match_fails(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let feed = follow_settlement(rig).await;
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_millis(5),
+    });
+    feed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_polymarket_leg_counts_its_confirmed_trades_and_unwinds_the_rest() {
+    let rig = rig(false, dec!(0.0)).await;
+    // Only 5 at 0.58: once the failed 5 are taken back, nothing is left to retry into.
+    poly_no_asks(&rig, 5).await;
+    let _feed = second_trade_of_each_match_fails(&rig).await;
+    // 15 YES fill on Kalshi (10 at 0.45, 5 at 0.46); 15 NO match on Polymarket
+    // as two trades, of which the 5 at 0.58 FAIL: the NO leg holds 10.
+    rig.executor
+        .execute(execute(&rig, "t22", "0.46", "0.58", 15))
+        .await;
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    let no = t.no_fill.clone().expect("the confirmed trade is a fill");
+    assert_eq!((no.size, no.price), (Size::whole(10), p("0.57")));
+    assert_eq!(no.fee, rig.fees.polymarket.taker_fee(p("0.57"), no.size));
+    let yes = t.yes_fill.clone().expect("YES filled");
+    assert_eq!(yes.size, Size::whole(15));
+    // The 5 YES over the hedge are sold back at the 0.40 bid.
+    let sold = t.unwind_fill.clone().expect("the excess is unwound");
+    assert_eq!((sold.size, sold.price), (Size::whole(5), p("0.40")));
+    // $1 for each of the 10 hedged contracts, less every leg's cost, plus
+    // what the unwind brought in: the realised loss, exactly.
+    let expected =
+        dec!(10) - (yes.price * yes.size + yes.fee).value() - (no.price * no.size + no.fee).value()
+            + (sold.price * sold.size - sold.fee).value();
+    assert_eq!(t.pnl.value(), expected);
+    // The venues hold what the store says.
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
+    let mut held: Vec<_> = rig
+        .positions()
+        .await
+        .into_iter()
+        .map(|p| (p.venue, p.contracts))
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![(Venue::Kalshi, dec!(10)), (Venue::Polymarket, dec!(10))]
+    );
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
+    let rig = rig(false, dec!(0.0)).await;
+    let _feed = second_trade_of_each_match_fails(&rig).await;
+    // As above, but 20 rest at 0.58: the 5 that FAILED are bought again
+    // (one trade, which confirms) and the trade ends hedged.
+    rig.executor
+        .execute(execute(&rig, "t23", "0.46", "0.58", 15))
+        .await;
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
+    let no = t.no_fill.clone().expect("NO filled");
+    assert_eq!(no.size, Size::whole(15));
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(15));
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(15));
+    // The store booked the confirmed 10 and the retried 5, never the failed 5.
+    let booked: Vec<_> = rig
+        .positions()
+        .await
+        .into_iter()
+        .map(|p| (p.venue, p.contracts))
+        .collect();
+    assert!(
+        booked.contains(&(Venue::Polymarket, dec!(15))),
+        "{booked:?}"
+    );
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}

@@ -22,7 +22,7 @@ mod record;
 mod settlement;
 
 pub use fill_watch::FillWatch;
-pub use settlement::{Settled, SettlementWatch};
+pub use settlement::{FailedTrade, Settled, SettlementWatch};
 
 pub use record::{Position, TradeOutcome, TradeRecord};
 
@@ -484,48 +484,49 @@ impl Executor {
     }
 
     /// Follows Polymarket trade settlement through `watch`: a matched leg counts
-    /// once its trades are `CONFIRMED`, and fails if one is `FAILED`. Set once.
+    /// what its `CONFIRMED` trades matched; a `FAILED` trade's quantity is
+    /// unfilled. Set once.
     pub fn watch_polymarket_settlement(&self, watch: Arc<SettlementWatch>) {
         let _ = self.settlement.set(watch);
     }
 
-    /// Waits for a matched Polymarket leg's trades to settle; `Err` when one failed.
-    async fn settled(&self, trade_ids: &[String]) -> Result<(), String> {
+    /// Waits for a matched Polymarket leg's trades to settle; returns the ones
+    /// that `FAILED`. A trade with no final word in time is asked of the
+    /// venue; still pending, its match stands.
+    async fn failed_trades(&self, trade_ids: &[String]) -> Vec<FailedTrade> {
         let Some(watch) = self.settlement.get() else {
-            return Ok(());
+            return vec![];
         };
-        match watch.wait(trade_ids, self.policy.confirm_within).await {
-            Settled::Confirmed => Ok(()),
-            Settled::Failed { trade_id } => Err(format!(
-                "polymarket: trade {trade_id} FAILED on-chain; the match did not happen"
-            )),
-            Settled::Pending => {
-                // The channel may have dropped: ask the venue for each trade.
-                for id in trade_ids {
-                    let q = crate::venues::polymarket::rest::TradeQuery {
-                        id: Some(id.clone()),
-                        ..Default::default()
-                    };
-                    match self.clients.polymarket.trades(&q).await {
-                        Ok(found) => {
-                            if found.iter().any(|t| {
-                                t.trade_id == *id
-                                    && t.status == crate::venues::polymarket::TradeStatus::Failed
-                            }) {
-                                return Err(format!(
-                                    "polymarket: trade {id} FAILED on-chain; the match did not happen"
-                                ));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(trade = %id, error = %e, "could not ask Polymarket how a trade settled")
-                        }
+        let (mut failed, pending) = match watch.wait(trade_ids, self.policy.confirm_within).await {
+            Settled::Final { failed } => return failed,
+            Settled::Pending { failed, pending } => (failed, pending),
+        };
+        // The channel may have dropped: ask the venue for each trade.
+        for id in &pending {
+            let q = crate::venues::polymarket::rest::TradeQuery {
+                id: Some(id.clone()),
+                ..Default::default()
+            };
+            match self.clients.polymarket.trades(&q).await {
+                Ok(found) => {
+                    if let Some(t) = found.iter().find(|t| {
+                        t.trade_id == *id
+                            && t.status == crate::venues::polymarket::TradeStatus::Failed
+                    }) {
+                        failed.push(FailedTrade {
+                            trade_id: id.clone(),
+                            price: Some(t.price),
+                            size: Some(t.size),
+                        });
                     }
                 }
-                tracing::warn!(trades = ?trade_ids, "polymarket trades not confirmed in time; the match stands");
-                Ok(())
+                Err(e) => {
+                    tracing::warn!(trade = %id, error = %e, "could not ask Polymarket how a trade settled")
+                }
             }
         }
+        tracing::warn!(trades = ?pending, "polymarket trades not confirmed in time; their match stands");
+        failed
     }
 
     /// Trades only the markets `leases` holds (a shared store); set once, before trading.
@@ -749,10 +750,15 @@ impl Executor {
                 {
                     Ok(r) => {
                         let fill = r.to_fill(&order, &entry.fees.polymarket, at);
-                        // A match is final only once its trades are CONFIRMED.
-                        match (&fill, self.settled(&r.trade_ids).await) {
-                            (Some(_), Err(failed)) => Err(failed),
-                            _ => Ok((Some(r.order_id.clone()), fill)),
+                        // A match is final only once its trades are; FAILED
+                        // ones are taken back and leave the leg short.
+                        let failed = match &fill {
+                            Some(_) => self.failed_trades(&r.trade_ids).await,
+                            None => vec![],
+                        };
+                        match without_failed(fill, r.collateral, &failed, &entry.fees.polymarket) {
+                            Ok(fill) => Ok((Some(r.order_id.clone()), fill)),
+                            Err(why) => Err(why),
                         }
                     }
                     Err(e) => Err(e.to_string()),
@@ -985,6 +991,8 @@ impl Executor {
                 .await;
         }
         let (ys, ns) = (Self::filled(&y), Self::filled(&n));
+        // What the unwind brought in, plus the cost of excess it could not
+        // sell (still held, so not lost): the legs' full cost is charged below.
         let mut unwind_pnl = Usd::ZERO;
         let mut unwind_fill = None;
         let legs_differ = ys != ns;
@@ -996,7 +1004,15 @@ impl Executor {
             };
             let excess = excess.unwrap_or(Size::ZERO);
             let reason = excess_leg_error(&y, &n);
-            (unwind_pnl, unwind_fill) = self.unwind(entry, &cmd.trade_id, excess_leg, excess).await;
+            let (proceeds, sold) = self.unwind(entry, &cmd.trade_id, excess_leg, excess).await;
+            let unsold = excess
+                .checked_sub(sold.as_ref().map_or(Size::ZERO, |f| f.size))
+                .unwrap_or(Size::ZERO);
+            let held_at_cost = excess_leg.fill.as_ref().map_or(Usd::ZERO, |b| {
+                (b.price * b.size + b.fee).per(b.size).times(unsold)
+            });
+            unwind_pnl = proceeds + held_at_cost;
+            unwind_fill = sold;
             self.bus.trades.publish(TradeEvent::LegFailed(LegFailed {
                 trade_id: cmd.trade_id.clone(),
                 order: if ys > ns {
@@ -1008,6 +1024,8 @@ impl Executor {
             }));
         }
         let trade = trade(cmd, &y, &n);
+        // Cash view: $1 per hedged contract, less everything both legs cost,
+        // plus the unwind's proceeds (the realised loss of leg risk).
         let pnl = trade.locked_pnl() + unwind_pnl;
         // A leg failed whether or not the unwind sold anything; what is still
         // held shows in the positions.
@@ -1066,7 +1084,8 @@ impl Executor {
         }
     }
 
-    /// Sells `size` of the leg's outcome at the best bid (IOC); returns the realised P&L of the unwind.
+    /// Sells `size` of the leg's outcome at the best bid (IOC); returns the
+    /// sale's proceeds (fee deducted) and its fill.
     async fn unwind(
         &self,
         entry: &PairEntry,
@@ -1104,8 +1123,9 @@ impl Executor {
             .as_ref()
             .map_or(Usd::ZERO, |f| f.price * f.size - f.fee);
         let cost = bought.price * sold + bought.fee.per(bought.size).times(sold);
-        tracing::warn!(trade = %trade_id, venue = %leg.order.venue, %sold, %proceeds, "leg risk: unwound the filled leg");
-        (proceeds - cost, r.fill)
+        let realised = proceeds - cost;
+        tracing::warn!(trade = %trade_id, venue = %leg.order.venue, %sold, %proceeds, %realised, "leg risk: unwound the filled leg");
+        (proceeds, r.fill)
     }
 
     /// Books a trade that sends no order (refused or dry run): intent and outcome at once.
@@ -1169,6 +1189,54 @@ fn answer_lost(e: &crate::venues::kalshi::KalshiError) -> bool {
         K::Other { status, .. } => *status >= 500,
         _ => false,
     }
+}
+
+/// A Polymarket fill less the trades that `FAILED` on-chain: what the
+/// `CONFIRMED` (or still pending) trades matched, at their average price, the
+/// fee charged on that. `Err` when nothing is left, or when a failed trade's
+/// size is unknown (then the whole leg counts as failed, the safe side: a
+/// fill we do not hold would go unhedged).
+fn without_failed(
+    fill: Option<Fill>,
+    collateral: Usd,
+    failed: &[FailedTrade],
+    fees: &crate::domain::PolymarketFees,
+) -> Result<Option<Fill>, String> {
+    let Some(fill) = fill else {
+        return Ok(None);
+    };
+    if failed.is_empty() {
+        return Ok(Some(fill));
+    }
+    let ids = failed
+        .iter()
+        .map(|t| t.trade_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let wholly = || format!("polymarket: trade(s) {ids} FAILED on-chain; the match did not happen");
+    // From the venue's exact collateral, not the rounded average price.
+    let mut size = fill.size.value();
+    let mut cost = collateral.value();
+    for t in failed {
+        let (Some(price), Some(lost)) = (t.price, t.size) else {
+            return Err(wholly());
+        };
+        size -= lost.value();
+        cost -= price.value() * lost.value();
+    }
+    if size <= Decimal::ZERO || cost <= Decimal::ZERO {
+        return Err(wholly());
+    }
+    let (Ok(left), Ok(price)) = (Size::new(size), Price::new((cost / size).round_dp(6))) else {
+        return Err(wholly());
+    };
+    tracing::warn!(order = %fill.client_order_id, failed = %ids, confirmed = %left, of = %fill.size, "polymarket: part of a match FAILED on-chain; the leg is short by it");
+    Ok(Some(Fill {
+        price,
+        size: left,
+        fee: fees.taker_fee(price, left),
+        ..fill
+    }))
 }
 
 fn excess_leg_error(y: &LegResult, n: &LegResult) -> String {

@@ -83,6 +83,20 @@ pub enum TradeOutcome {
     Confirm,
     /// `RETRYING` then `FAILED`; the fill is taken back from the account.
     Fail,
+    /// The first `n` trades of every match confirm, the rest fail: one order
+    /// matched against several resting orders, partly undone on-chain.
+    FailAfterFirst(usize),
+}
+
+impl TradeOutcome {
+    /// Whether the `index`-th trade (0-based) of a match ends `FAILED`.
+    pub fn fails(self, index: usize) -> bool {
+        match self {
+            TradeOutcome::Confirm => false,
+            TradeOutcome::Fail => true,
+            TradeOutcome::FailAfterFirst(n) => index >= n,
+        }
+    }
 }
 
 /// The settlement knob: how trades end, and the wait between two statuses.
