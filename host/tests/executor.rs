@@ -467,15 +467,26 @@ async fn a_trade_left_open_by_a_crash_is_settled_at_start_up() {
 /// A previous run wrote the intent for both legs and died: `sent` says which
 /// orders really went out before it did. Nothing of the answers was booked.
 async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sent: (bool, bool)) {
+    crashed_after_sending(rig, trade_id, ("0.45", no_price), 10, sent).await
+}
+
+/// As [`crashed_after_the_intent`], any YES price and size.
+async fn crashed_after_sending(
+    rig: &Rig,
+    trade_id: &str,
+    (yes_price, no_price): (&str, &str),
+    size: u64,
+    sent: (bool, bool),
+) {
     use doubletime::store::TradeIntent;
     use doubletime::venues::polymarket::TickSize;
-    let cmd = execute(rig, trade_id, "0.45", no_price, 10);
+    let cmd = execute(rig, trade_id, yes_price, no_price, size);
     let yes = support::order(
         Venue::Kalshi,
         &format!("{trade_id}-yes"),
         doubletime::domain::Outcome::Yes,
-        "0.45",
-        10,
+        yes_price,
+        size,
         doubletime::domain::TimeInForce::FillOrKill,
     );
     let no = support::order(
@@ -483,7 +494,7 @@ async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sen
         &format!("{trade_id}-no"),
         doubletime::domain::Outcome::No,
         no_price,
-        10,
+        size,
         doubletime::domain::TimeInForce::FillOrKill,
     );
     let store = &rig.executor.store;
@@ -602,12 +613,24 @@ async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
 /// Follows the simulator's Polymarket user channel, as the host does; returns
 /// once the channel is connected.
 async fn follow_settlement(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
+    let (stop, watch) = settlement_feed(rig).await;
+    rig.executor.watch_polymarket_settlement(watch);
+    stop
+}
+
+/// The simulator's Polymarket user channel followed by a settlement watch of
+/// the test's own; returns once the channel is connected.
+async fn settlement_feed(
+    rig: &Rig,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Arc<doubletime::execution::SettlementWatch>,
+) {
     use doubletime::execution::SettlementWatch;
     use doubletime::venues::polymarket::{UserEvent, UserFeedConfig, run_user_feed};
     let (tx, mut seen) = tokio::sync::broadcast::channel(256);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (watch, _task) = SettlementWatch::spawn(tx.subscribe());
-    rig.executor.watch_polymarket_settlement(watch);
     let cfg = UserFeedConfig::new(rig.sim.polymarket_user_ws_url.clone(), creds(), vec![]);
     tokio::spawn(run_user_feed(
         cfg,
@@ -621,7 +644,7 @@ async fn follow_settlement(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
     })
     .await
     .expect("the user channel connects");
-    stop
+    (stop, watch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -835,5 +858,42 @@ async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
         booked.contains(&(Venue::Polymarket, dec!(15))),
         "{booked:?}"
     );
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_counts_only_the_confirmed_trades_of_a_partly_failed_leg() {
+    use doubletime::execution::Settled;
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let rig = rig(false, dec!(0.0)).await;
+    poly_no_asks(&rig, 5).await;
+    let (_feed, watch) = settlement_feed(&rig).await;
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_millis(5),
+    });
+    // Both legs went out, then the host died; the NO match settles meanwhile.
+    crashed_after_sending(&rig, "t24", ("0.46", "0.58"), 15, (true, true)).await;
+    let ids: Vec<String> = rig
+        .sim
+        .polymarket_trades()
+        .into_iter()
+        .map(|t| t.trade_id)
+        .collect();
+    assert_eq!(ids.len(), 2, "one match, two trades");
+    let Settled::Final { failed } = watch.wait(&ids, WAIT).await else {
+        panic!("the trades settle")
+    };
+    assert_eq!(failed.len(), 1);
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t24").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    let no = t.no_fill.clone().expect("the confirmed trade");
+    assert_eq!((no.size, no.price), (Size::whole(10), p("0.57")));
+    assert_eq!(t.unwind_fill.as_ref().unwrap().size, Size::whole(5));
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
     assert_eq!(rig.executor.check_positions().await, vec![]);
 }
