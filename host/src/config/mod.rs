@@ -365,6 +365,13 @@ impl Config {
                 Ok(())
             }
         };
+        if self.leg_order.rests() {
+            return Err(invalid(
+                "DOUBLETIME_LEG_ORDER",
+                "legs are fill_or_kill or immediate_or_cancel; a resting leg is leg risk"
+                    .to_string(),
+            ));
+        }
         non_negative("MIN_PROFIT_THRESHOLD", self.min_profit_threshold)?;
         non_negative("SHUTDOWN_BALANCE", self.shutdown_balance)?;
         non_negative("MINIMUM_WALLET_BALANCE", self.minimum_wallet_balance)?;

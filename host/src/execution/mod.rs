@@ -133,6 +133,49 @@ pub struct Executor {
     fill_watch: std::sync::OnceLock<Arc<FillWatch>>,
     /// Markets with a trade reconciliation could not settle: not traded.
     held_back: std::sync::Mutex<std::collections::HashSet<crate::domain::PairId>>,
+    /// Kill switches cancel one at a time.
+    killing: tokio::sync::Mutex<()>,
+    kill_report: tokio::sync::watch::Sender<Option<KillReport>>,
+}
+
+/// Rounds of cancel-and-check a kill makes per venue before it reports what is left.
+const KILL_ROUNDS: u32 = 3;
+const KILL_BACKOFF: Duration = Duration::from_millis(250);
+/// Kalshi cancels per batch: 20 × 2 tokens fits the Basic write bucket (§1.7).
+const KALSHI_CANCEL_BATCH: usize = 20;
+
+/// What one kill switch's cancel did on one venue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VenueCancels {
+    /// Cancels the venue accepted.
+    pub cancelled: usize,
+    /// Orders still resting when the kill gave up (venue order ids).
+    pub still_resting: Vec<String>,
+    /// Why the venue could not be asked, if it could not in the end.
+    pub error: Option<String>,
+}
+
+impl VenueCancels {
+    /// Nothing left resting, as far as the venue says.
+    pub fn is_clean(&self) -> bool {
+        self.error.is_none() && self.still_resting.is_empty()
+    }
+}
+
+/// What the kill switch's cancel did on both venues.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KillReport {
+    pub kalshi: VenueCancels,
+    pub polymarket: VenueCancels,
+}
+
+impl KillReport {
+    pub fn cancelled(&self) -> usize {
+        self.kalshi.cancelled + self.polymarket.cancelled
+    }
+    pub fn is_clean(&self) -> bool {
+        self.kalshi.is_clean() && self.polymarket.is_clean()
+    }
 }
 
 /// A holding the store and a venue disagree on.
@@ -187,6 +230,8 @@ impl Executor {
             fill_watch: Default::default(),
             settlement: Default::default(),
             balances: Default::default(),
+            killing: Default::default(),
+            kill_report: tokio::sync::watch::channel(None).0,
         })
     }
 
@@ -534,45 +579,141 @@ impl Executor {
         let _ = self.leases.set(leases);
     }
 
-    /// Cancels every order that may still rest on a venue: Polymarket's open
-    /// orders, and Kalshi orders of unfinished trades. Returns how many
-    /// cancels were accepted. Our own orders are FOK/IOC and never rest; this
-    /// is for what a crash or a hand left behind.
-    pub async fn cancel_open_orders(&self) -> usize {
-        let mut cancelled = 0;
-        match self.clients.polymarket.open_orders().await {
-            Ok(open) => {
-                for o in open {
-                    match self.clients.polymarket.cancel(&o.id).await {
-                        Ok(_) => cancelled += 1,
-                        Err(e) => {
-                            tracing::warn!(order = %o.id, error = %e, "kill: Polymarket cancel failed")
+    /// Makes the risk gate's kill switch cancel every resting order of the
+    /// account on both venues (see [`Executor::cancel_open_orders`]); the
+    /// work runs on the current runtime, the switch itself returns at once.
+    pub fn cancel_orders_on_kill(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let runtime = tokio::runtime::Handle::current();
+        self.risk.on_kill_cancel_open_orders(move || {
+            let Some(me) = me.upgrade() else { return };
+            runtime.spawn(async move {
+                me.cancel_open_orders().await;
+            });
+        });
+    }
+
+    /// What each kill switch's cancel did, latest first (`None` before the first).
+    pub fn kill_reports(&self) -> tokio::sync::watch::Receiver<Option<KillReport>> {
+        self.kill_report.subscribe()
+    }
+
+    /// Cancels every order of the account resting on either venue — ours,
+    /// a crash's, a hand-placed one alike — and checks that none is left:
+    /// Kalshi's resting orders are listed and cancelled in batches,
+    /// Polymarket's with `DELETE /cancel-all` then by id. A venue that fails
+    /// is asked again briefly; what could not be done is in the report (and
+    /// logged), never a panic. Kills run one at a time.
+    pub async fn cancel_open_orders(&self) -> KillReport {
+        let _one_at_a_time = self.killing.lock().await;
+        let (kalshi, polymarket) = tokio::join!(
+            self.cancel_resting_kalshi(),
+            self.cancel_resting_polymarket()
+        );
+        let report = KillReport { kalshi, polymarket };
+        for (venue, r) in [
+            (Venue::Kalshi, &report.kalshi),
+            (Venue::Polymarket, &report.polymarket),
+        ] {
+            if r.is_clean() {
+                tracing::warn!(%venue, cancelled = r.cancelled, "kill switch: every resting order cancelled");
+            } else {
+                tracing::error!(%venue, cancelled = r.cancelled, still_resting = ?r.still_resting, error = r.error.as_deref().unwrap_or(""), "kill switch: orders may still rest on the venue; cancel them by hand");
+            }
+        }
+        self.kill_report.send_replace(Some(report.clone()));
+        report
+    }
+
+    async fn cancel_resting_kalshi(&self) -> VenueCancels {
+        let kalshi = &self.clients.kalshi;
+        let mut done = VenueCancels::default();
+        // The last round only checks what the one before it did.
+        for round in 0..=KILL_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(KILL_BACKOFF * round).await;
+            }
+            let resting = match kalshi.resting_orders().await {
+                Ok(r) => r,
+                Err(e) => {
+                    done.error = Some(format!("listing resting orders: {e}"));
+                    continue;
+                }
+            };
+            done.error = None;
+            done.still_resting = resting.into_iter().map(|o| o.order_id).collect();
+            if done.still_resting.is_empty() || round == KILL_ROUNDS {
+                break;
+            }
+            for batch in done.still_resting.chunks(KALSHI_CANCEL_BATCH) {
+                match kalshi.cancel_batch(batch).await {
+                    Ok(answers) => {
+                        for a in answers {
+                            match a.error {
+                                None => done.cancelled += 1,
+                                Some(e) => {
+                                    tracing::warn!(order = %a.order_id, error = %e, "kill: Kalshi refused a cancel")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // The batch endpoint refused: one cancel per order instead.
+                        tracing::warn!(error = %e, "kill: Kalshi batch cancel failed; cancelling one by one");
+                        for id in batch {
+                            match kalshi.cancel(id).await {
+                                Ok(_) => done.cancelled += 1,
+                                Err(e) => {
+                                    tracing::warn!(order = %id, error = %e, "kill: Kalshi cancel failed")
+                                }
+                            }
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "kill: could not list Polymarket open orders"),
         }
-        match self.store.repo.open_trades(&self.store.host).await {
-            Ok(trades) => {
-                for o in trades.iter().flat_map(|t| &t.orders) {
-                    let (Venue::Kalshi, true, Some(id)) =
-                        (o.order.venue, o.status.unresolved(), &o.venue_order_id)
-                    else {
-                        continue;
-                    };
-                    match self.clients.kalshi.cancel(id).await {
-                        Ok(_) => cancelled += 1,
-                        Err(e) => {
-                            tracing::warn!(order = %id, error = %e, "kill: Kalshi cancel failed")
-                        }
+        done
+    }
+
+    async fn cancel_resting_polymarket(&self) -> VenueCancels {
+        let poly = &self.clients.polymarket;
+        let mut done = VenueCancels::default();
+        for round in 0..=KILL_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(KILL_BACKOFF * round).await;
+            }
+            // First everything at once; later rounds by id, for what is left.
+            let cancelled = if round == 0 {
+                Some(poly.cancel_all().await)
+            } else if !done.still_resting.is_empty() && round < KILL_ROUNDS {
+                Some(poly.cancel_orders(&done.still_resting).await)
+            } else {
+                None
+            };
+            match cancelled {
+                Some(Ok(r)) => {
+                    done.cancelled += r.canceled.len();
+                    for (id, why) in &r.not_canceled {
+                        tracing::warn!(order = %id, reason = %why, "kill: Polymarket did not cancel an order");
                     }
                 }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kill: Polymarket cancel failed")
+                }
+                None => {}
             }
-            Err(e) => tracing::warn!(error = %e, "kill: could not read open trades"),
+            match poly.open_orders().await {
+                Ok(open) => {
+                    done.error = None;
+                    done.still_resting = open.into_iter().map(|o| o.id).collect();
+                    if done.still_resting.is_empty() {
+                        break;
+                    }
+                }
+                Err(e) => done.error = Some(format!("listing open orders: {e}")),
+            }
         }
-        tracing::warn!(cancelled, "kill switch: open orders cancelled");
-        cancelled
+        done
     }
 
     /// Store writes that failed after an order had gone out.

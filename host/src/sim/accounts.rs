@@ -380,6 +380,14 @@ pub fn broadcast(st: &SimState, pair: usize, diff: BookDiff) {
     });
 }
 
+/// Takes a cancelled order out of whichever book shows it, and says so on the feed.
+pub fn lift(st: &mut SimState, order_id: &str) {
+    for i in 0..st.markets.len() {
+        let diff = st.markets[i].unrest(order_id);
+        broadcast(st, i, diff);
+    }
+}
+
 /// Test and demo controls for the simulated accounts.
 impl SimHandle {
     /// Sets a venue account's cash, in dollars.

@@ -81,10 +81,14 @@ pub fn format_count(size: Size) -> Option<String> {
     Some(v.to_string())
 }
 
-fn time_in_force(tif: TimeInForce) -> WireTimeInForce {
+/// The wire time in force, and `expiration_time` (Unix seconds): Kalshi has
+/// no GTD of its own, a good-till-canceled order with an expiration is one (§1.6).
+fn time_in_force(tif: TimeInForce) -> (WireTimeInForce, Option<u64>) {
     match tif {
-        TimeInForce::FillOrKill => WireTimeInForce::FillOrKill,
-        TimeInForce::ImmediateOrCancel => WireTimeInForce::ImmediateOrCancel,
+        TimeInForce::FillOrKill => (WireTimeInForce::FillOrKill, None),
+        TimeInForce::ImmediateOrCancel => (WireTimeInForce::ImmediateOrCancel, None),
+        TimeInForce::GoodTillCancelled => (WireTimeInForce::GoodTillCanceled, None),
+        TimeInForce::GoodTillDate { until } => (WireTimeInForce::GoodTillCanceled, Some(until)),
     }
 }
 
@@ -115,13 +119,15 @@ pub fn create_order_request(
         size: order.size,
     })?;
     let (side, price) = yes_leg_quote(order.action, order.outcome, order.limit);
+    let (time_in_force, expiration_time) = time_in_force(order.time_in_force);
     Ok(CreateOrderV2Request {
         ticker: ticker.to_string(),
         client_order_id: id.clone(),
         side,
         count,
         price: format_price(price),
-        time_in_force: time_in_force(order.time_in_force),
+        time_in_force,
+        expiration_time,
         // Required by V2; "taker_at_cross" is Kalshi's own example value.
         self_trade_prevention_type: SelfTradePrevention::TakerAtCross,
         post_only: None,

@@ -232,6 +232,8 @@ impl From<TimeInForce> for OrderType {
         match t {
             TimeInForce::FillOrKill => OrderType::Fok,
             TimeInForce::ImmediateOrCancel => OrderType::Fak,
+            TimeInForce::GoodTillCancelled => OrderType::Gtc,
+            TimeInForce::GoodTillDate { .. } => OrderType::Gtd,
         }
     }
 }
@@ -521,6 +523,9 @@ pub fn order_amounts(
     }
 }
 
+/// Polymarket's GTD security threshold: an order lives until `expiration − 60 s` (§2.6).
+pub const GTD_THRESHOLD_S: u64 = 60;
+
 /// What to trade, in the venue's terms but before amounts and signing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderArgs {
@@ -548,7 +553,12 @@ impl OrderArgs {
             size: order.size,
             order_type: order.time_in_force.into(),
             tick,
-            expiration: 0,
+            expiration: match order.time_in_force {
+                // The venue cancels a GTD a minute before its `expiration`
+                // (its security threshold, §2.6): ask for a minute more.
+                TimeInForce::GoodTillDate { until } => until.saturating_add(GTD_THRESHOLD_S),
+                _ => 0,
+            },
         }
     }
 }
