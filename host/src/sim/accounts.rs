@@ -470,6 +470,11 @@ impl SimHandle {
     }
 
     /// The fills recorded on a venue, oldest first.
+    /// Every order a venue account received, oldest first, as it stands now.
+    pub fn orders(&self, venue: Venue) -> Vec<SimOrder> {
+        read(&self.state).accounts.account(venue).orders.clone()
+    }
+
     pub fn fills(&self, venue: Venue) -> Vec<SimFill> {
         read(&self.state).accounts.account(venue).fills.clone()
     }
