@@ -546,6 +546,15 @@ mod tests {
     }
 
     #[test]
+    fn a_resting_leg_order_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "leg_order = \"good_till_cancelled\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("DOUBLETIME_LEG_ORDER"), "{err}");
+    }
+
+    #[test]
     fn a_bad_number_names_the_setting() {
         let err = Config::load(None, env(&[("MIN_PROFIT_THRESHOLD", "lots")])).unwrap_err();
         assert!(

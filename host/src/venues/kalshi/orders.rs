@@ -341,6 +341,38 @@ mod tests {
     }
 
     #[test]
+    fn resting_orders_are_good_till_canceled_and_gtd_carries_its_expiration() {
+        // The quick-start example itself is a GTC buy of 1 YES at 1 cent (§1.6).
+        let gtc = order(
+            Action::Buy,
+            Outcome::Yes,
+            "0.01",
+            "1",
+            TimeInForce::GoodTillCancelled,
+        );
+        let b = body(&create_order_request(&gtc, "T", None).unwrap());
+        assert_eq!(b["time_in_force"], "good_till_canceled");
+        assert!(b.get("expiration_time").is_none(), "{b}");
+        let gtd = order(
+            Action::Buy,
+            Outcome::No,
+            "0.03",
+            "2",
+            TimeInForce::GoodTillDate {
+                until: 1_790_000_000,
+            },
+        );
+        let b = body(&create_order_request(&gtd, "T", None).unwrap());
+        assert_eq!(b["time_in_force"], "good_till_canceled");
+        assert_eq!(b["expiration_time"], 1_790_000_000u64);
+        // Buying NO at 0.03 is selling YES at 0.97.
+        assert_eq!(
+            (b["side"].as_str(), b["price"].as_str()),
+            (Some("ask"), Some("0.9700"))
+        );
+    }
+
+    #[test]
     fn prices_keep_subpenny_decimals_and_counts_refuse_them() {
         assert_eq!(format_price(p("0.5")), "0.5000");
         assert_eq!(format_price(p("0.12345")), "0.12345");
