@@ -897,3 +897,36 @@ async fn reconciliation_counts_only_the_confirmed_trades_of_a_partly_failed_leg(
     assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
     assert_eq!(rig.executor.check_positions().await, vec![]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_waits_for_polymarket_trades_still_on_their_way() {
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let rig = rig(false, dec!(0.0)).await;
+    poly_no_asks(&rig, 5).await;
+    // Slow chain (final after 2 and 3 s): the host restarts while neither
+    // trade is final.
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_secs(1),
+    });
+    crashed_after_sending(&rig, "t25", ("0.46", "0.58"), 15, (true, true)).await;
+    use doubletime::sim::accounts::SimTradeStatus as Chained;
+    assert!(
+        rig.sim
+            .polymarket_trades()
+            .iter()
+            .all(|t| !matches!(t.status, Chained::Confirmed | Chained::Failed)),
+        "not final when reconciliation starts"
+    );
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t25").await.unwrap().unwrap();
+    let no = t.no_fill.clone().expect("the confirmed trade");
+    assert_eq!(
+        no.size,
+        Size::whole(10),
+        "the trade that FAILED is not held"
+    );
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}

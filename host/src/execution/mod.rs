@@ -138,6 +138,9 @@ pub struct Executor {
     kill_report: tokio::sync::watch::Sender<Option<KillReport>>,
 }
 
+/// How often reconciliation asks Polymarket again about trades not yet final.
+const RECONCILE_POLL: Duration = Duration::from_millis(250);
+
 /// Rounds of cancel-and-check a kill makes per venue before it reports what is left.
 const KILL_ROUNDS: u32 = 3;
 const KILL_BACKOFF: Duration = Duration::from_millis(250);
@@ -442,16 +445,35 @@ impl Executor {
                     after: Some(since_s),
                     ..Default::default()
                 };
-                let trades = self
-                    .clients
-                    .polymarket
-                    .trades(&q)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let ours = trades.iter().filter(|t| {
-                    t.status != crate::venues::polymarket::TradeStatus::Failed
-                        && t.side == o.order.action
+                let is_ours = |t: &crate::venues::polymarket::PolyTrade| {
+                    t.side == o.order.action
                         && o.venue_order_id.as_deref().is_none_or(|id| t.involves(id))
+                };
+                // As a live leg waits for its trades to be final, so does a
+                // reconciled one: a trade still on its way may yet FAIL.
+                let deadline = tokio::time::Instant::now() + self.policy.confirm_within;
+                let trades = loop {
+                    let trades = self
+                        .clients
+                        .polymarket
+                        .trades(&q)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let unsettled = trades
+                        .iter()
+                        .filter(|t| is_ours(t) && !t.is_final())
+                        .count();
+                    if unsettled == 0 {
+                        break trades;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(order = %o.order.client_order_id, unsettled, "reconciliation: polymarket trades not final in time; their match stands");
+                        break trades;
+                    }
+                    tokio::time::sleep(RECONCILE_POLL).await;
+                };
+                let ours = trades.iter().filter(|t| {
+                    t.status != crate::venues::polymarket::TradeStatus::Failed && is_ours(t)
                 });
                 let mut total: Option<Fill> = None;
                 for t in ours {
