@@ -19,21 +19,11 @@ use doubletime::execution::{
 use doubletime::risk::{RiskGate, RiskHandle, RiskLimits};
 use doubletime::sim::SimHandle;
 use doubletime::venues::kalshi::rest::KalshiRest;
+use doubletime::venues::polymarket::PolySigner;
 use doubletime::venues::polymarket::rest::PolymarketRest;
-use doubletime::venues::polymarket::{ApiCreds, PolySigner};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use support::{WAIT, p};
-
-const WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-fn creds() -> ApiCreds {
-    ApiCreds::new(
-        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
-        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
-        Secret::new("pp"),
-    )
-}
+use support::{WAIT, WALLET_KEY, creds, p};
 
 struct Rig {
     sim: SimHandle,
@@ -768,6 +758,23 @@ async fn partial_fills_leave_only_the_matched_quantity_hedged() {
     assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
 }
 
+/// The venues and the store agree that `yes` YES contracts on Kalshi and `no`
+/// NO shares on Polymarket are held, and the position check finds nothing.
+async fn holds(rig: &Rig, yes: Decimal, no: Decimal) {
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), yes);
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), no);
+    let mut held: Vec<_> = rig
+        .positions()
+        .await
+        .into_iter()
+        .map(|p| (p.venue, p.contracts))
+        .collect();
+    held.sort();
+    assert_eq!(held, vec![(Venue::Kalshi, yes), (Venue::Polymarket, no)]);
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}
+
 /// The Polymarket NO asks: 0.57×10 then 0.58×`deeper` (Kalshi as in [`support::order_books`]).
 async fn poly_no_asks(rig: &Rig, deeper: u64) {
     let mut books = support::order_books();
@@ -813,22 +820,7 @@ async fn a_partly_failed_polymarket_leg_counts_its_confirmed_trades_and_unwinds_
         dec!(10) - (yes.price * yes.size + yes.fee).value() - (no.price * no.size + no.fee).value()
             + (sold.price * sold.size - sold.fee).value();
     assert_eq!(t.pnl.value(), expected);
-    // The venues hold what the store says.
-    let no_token = support::pair("fed").polymarket_no_token.to_string();
-    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
-    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
-    let mut held: Vec<_> = rig
-        .positions()
-        .await
-        .into_iter()
-        .map(|p| (p.venue, p.contracts))
-        .collect();
-    held.sort();
-    assert_eq!(
-        held,
-        vec![(Venue::Kalshi, dec!(10)), (Venue::Polymarket, dec!(10))]
-    );
-    assert_eq!(rig.executor.check_positions().await, vec![]);
+    holds(&rig, dec!(10), dec!(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -844,21 +836,8 @@ async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
     assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
     let no = t.no_fill.clone().expect("NO filled");
     assert_eq!(no.size, Size::whole(15));
-    let no_token = support::pair("fed").polymarket_no_token.to_string();
-    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(15));
-    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(15));
     // The store booked the confirmed 10 and the retried 5, never the failed 5.
-    let booked: Vec<_> = rig
-        .positions()
-        .await
-        .into_iter()
-        .map(|p| (p.venue, p.contracts))
-        .collect();
-    assert!(
-        booked.contains(&(Venue::Polymarket, dec!(15))),
-        "{booked:?}"
-    );
-    assert_eq!(rig.executor.check_positions().await, vec![]);
+    holds(&rig, dec!(15), dec!(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,10 +871,7 @@ async fn reconciliation_counts_only_the_confirmed_trades_of_a_partly_failed_leg(
     let no = t.no_fill.clone().expect("the confirmed trade");
     assert_eq!((no.size, no.price), (Size::whole(10), p("0.57")));
     assert_eq!(t.unwind_fill.as_ref().unwrap().size, Size::whole(5));
-    let no_token = support::pair("fed").polymarket_no_token.to_string();
-    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
-    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), dec!(10));
-    assert_eq!(rig.executor.check_positions().await, vec![]);
+    holds(&rig, dec!(10), dec!(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -928,5 +904,5 @@ async fn reconciliation_waits_for_polymarket_trades_still_on_their_way() {
         "the trade that FAILED is not held"
     );
     assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
-    assert_eq!(rig.executor.check_positions().await, vec![]);
+    holds(&rig, dec!(10), dec!(10)).await;
 }

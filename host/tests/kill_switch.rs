@@ -18,20 +18,11 @@ use doubletime::sim::SimHandle;
 use doubletime::sim::accounts::SimOrderStatus;
 use doubletime::venues::kalshi::rest::KalshiRest;
 use doubletime::venues::polymarket::rest::PolymarketRest;
-use doubletime::venues::polymarket::{ApiCreds, PolySigner, TickSize};
+use doubletime::venues::polymarket::{PolySigner, TickSize};
 use serde_json::Value;
-use support::WAIT;
+use support::{WAIT, WALLET_KEY, creds};
 
 const TOKEN: &str = "kill-test-token-5d1e09b7";
-const WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-fn creds() -> ApiCreds {
-    ApiCreds::new(
-        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
-        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
-        Secret::new("pp"),
-    )
-}
 
 fn kalshi(sim: &SimHandle) -> KalshiRest {
     KalshiRest::new(&sim.kalshi_rest_url, None).unwrap()
