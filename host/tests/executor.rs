@@ -827,6 +827,7 @@ async fn a_partly_failed_polymarket_leg_counts_its_confirmed_trades_and_unwinds_
 async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
     let rig = rig(false, dec!(0.0)).await;
     let _feed = second_trade_of_each_match_fails(&rig).await;
+    let mut trades = rig.bus.trades.subscribe();
     // As above, but 20 rest at 0.58: the 5 that FAILED are bought again
     // (one trade, which confirms) and the trade ends hedged.
     rig.executor
@@ -836,6 +837,31 @@ async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
     assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
     let no = t.no_fill.clone().expect("NO filled");
     assert_eq!(no.size, Size::whole(15));
+    // The NO leg is the confirmed 10 at 0.57 and the retried 5 at 0.58, and
+    // the P&L is charged their exact cost (their average, 0.5733…, would round).
+    let TradeEvent::Executed(done) = next_trade(&mut trades).await else {
+        panic!("expected the executed trade")
+    };
+    let parts: Vec<_> = done
+        .trade
+        .no_leg
+        .fills
+        .iter()
+        .map(|f| (f.size, f.price))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(Size::whole(10), p("0.57")), (Size::whole(5), p("0.58"))]
+    );
+    let fee = |price: &str, size: u64| {
+        rig.fees
+            .polymarket
+            .taker_fee(p(price), Size::whole(size))
+            .value()
+    };
+    let no_cost = dec!(5.70) + fee("0.57", 10) + dec!(2.90) + fee("0.58", 5);
+    let expected = dec!(15) - done.trade.yes_leg.cost().value() - no_cost;
+    assert_eq!(t.pnl.value(), expected);
     // The store booked the confirmed 10 and the retried 5, never the failed 5.
     holds(&rig, dec!(15), dec!(15)).await;
 }

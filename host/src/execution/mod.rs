@@ -206,8 +206,24 @@ pub struct Reconciled {
 struct LegResult {
     order: Order,
     venue_order_id: Option<String>,
+    /// Everything the leg filled, at its average price (for the store and the logs).
     fill: Option<Fill>,
+    /// The fills it is made of (the order, its retries): their exact cost is
+    /// the leg's, where the average price would round.
+    parts: Vec<Fill>,
     error: Option<String>,
+}
+
+impl LegResult {
+    fn added(&mut self, f: Fill) {
+        self.parts.push(f.clone());
+        self.fill = Some(merge(self.fill.take(), f));
+    }
+
+    /// What the leg's fills cost, fees included, exactly.
+    fn cost(&self) -> Usd {
+        self.parts.iter().map(|f| f.price * f.size + f.fee).sum()
+    }
 }
 
 impl Executor {
@@ -513,17 +529,20 @@ impl Executor {
                     size: o.size,
                     time_in_force: TimeInForce::FillOrKill,
                 });
-            let fill = fills
-                .iter()
-                .filter(|f| f.venue == venue && f.outcome == outcome && f.action == Action::Buy)
-                .cloned()
-                .fold(None, |acc, f| Some(merge(acc, f)));
-            LegResult {
+            let mut leg = LegResult {
                 order,
                 venue_order_id: None,
-                fill,
+                fill: None,
+                parts: vec![],
                 error: None,
+            };
+            for f in fills
+                .iter()
+                .filter(|f| f.venue == venue && f.outcome == outcome && f.action == Action::Buy)
+            {
+                leg.added(f.clone());
             }
+            leg
         };
         let y = leg_of(o.buy_yes_on, Outcome::Yes);
         let n = leg_of(o.buy_no_on, Outcome::No);
@@ -932,6 +951,7 @@ impl Executor {
             Ok((venue_order_id, fill)) => LegResult {
                 order,
                 venue_order_id: venue_order_id.filter(|id| !id.is_empty()),
+                parts: fill.iter().cloned().collect(),
                 fill,
                 error: None,
             },
@@ -939,6 +959,7 @@ impl Executor {
                 order,
                 venue_order_id: None,
                 fill: None,
+                parts: vec![],
                 error: Some(e),
             },
         }
@@ -1104,6 +1125,7 @@ impl Executor {
                 order: second,
                 venue_order_id: None,
                 fill: None,
+                parts: vec![],
                 error: Some(why),
             }
         } else {
@@ -1171,9 +1193,10 @@ impl Executor {
             let unsold = excess
                 .checked_sub(sold.as_ref().map_or(Size::ZERO, |f| f.size))
                 .unwrap_or(Size::ZERO);
-            let held_at_cost = excess_leg.fill.as_ref().map_or(Usd::ZERO, |b| {
-                (b.price * b.size + b.fee).per(b.size).times(unsold)
-            });
+            let held_at_cost = excess_leg
+                .cost()
+                .per(Self::filled(excess_leg))
+                .times(unsold);
             unwind_pnl = proceeds + held_at_cost;
             unwind_fill = sold;
             self.bus.trades.publish(TradeEvent::LegFailed(LegFailed {
@@ -1241,8 +1264,7 @@ impl Executor {
             }
             let r = self.place(entry, trade_id, order).await;
             if let Some(f) = r.fill {
-                let prior = short.fill.take();
-                short.fill = Some(merge(prior, f));
+                short.added(f);
             }
         }
     }
@@ -1435,7 +1457,7 @@ fn leg(r: &LegResult) -> Leg {
     Leg {
         order: r.order.clone(),
         status,
-        fills: r.fill.iter().cloned().collect(),
+        fills: r.parts.clone(),
     }
 }
 
