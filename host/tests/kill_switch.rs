@@ -328,3 +328,52 @@ async fn a_venue_that_cannot_be_asked_is_reported_and_the_other_still_cancelled(
     assert_eq!(rig.resting(Venue::Polymarket), 0);
     assert_eq!(rig.resting(Venue::Kalshi), 2, "left for a person to see to");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_till_date_order_rests_until_its_time_and_not_after() {
+    let pair = support::pair("fed");
+    let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
+    sim.set_polymarket_creds(creds());
+    let now_s = (doubletime::strategy::now_micros() / 1_000_000) as u64;
+    let tick = TickSize::parse("0.01").unwrap();
+    // A time already past is refused by both venues.
+    let past = TimeInForce::GoodTillDate { until: now_s - 1 };
+    let late = support::order(Venue::Kalshi, "late-1", Outcome::Yes, "0.02", 3, past);
+    assert!(kalshi(&sim).create_order(&late, "KX-fed").await.is_err());
+    let late = support::order(Venue::Polymarket, "late-2", Outcome::Yes, "0.02", 5, past);
+    let refused = polymarket(&sim)
+        .post_order(&late, &pair.polymarket_yes_token, tick, false)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("invalid expiration"),
+        "{refused}"
+    );
+    // Good for a few seconds (a loaded machine is slow): resting, then gone.
+    let until = (doubletime::strategy::now_micros() / 1_000_000) as u64 + 5;
+    let gtd = TimeInForce::GoodTillDate { until };
+    let k = support::order(Venue::Kalshi, "gtd-1", Outcome::Yes, "0.02", 3, gtd);
+    kalshi(&sim).create_order(&k, "KX-fed").await.unwrap();
+    let p = support::order(Venue::Polymarket, "gtd-2", Outcome::Yes, "0.02", 5, gtd);
+    polymarket(&sim)
+        .post_order(&p, &pair.polymarket_yes_token, tick, false)
+        .await
+        .unwrap();
+    assert_eq!(kalshi(&sim).resting_orders().await.unwrap().len(), 1);
+    assert_eq!(polymarket(&sim).open_orders().await.unwrap().len(), 1);
+    // Waiting for the clock itself: the venues drop the orders at `until`.
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(until + 1);
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(wait < WAIT);
+    tokio::time::sleep(wait).await;
+    assert!(kalshi(&sim).resting_orders().await.unwrap().is_empty());
+    assert!(polymarket(&sim).open_orders().await.unwrap().is_empty());
+    assert!(
+        sim.orders(Venue::Kalshi)
+            .iter()
+            .chain(&sim.orders(Venue::Polymarket))
+            .all(|o| o.status == SimOrderStatus::Canceled)
+    );
+}

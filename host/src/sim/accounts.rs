@@ -188,6 +188,8 @@ pub struct Account {
     /// Kalshi client order ids / Polymarket order hashes already used.
     pub used_ids: HashSet<String>,
     pub fills: Vec<SimFill>,
+    /// Good-till-date orders: when each stops resting (Unix seconds).
+    pub expiries: BTreeMap<String, u64>,
 }
 
 impl Default for Account {
@@ -197,6 +199,7 @@ impl Default for Account {
             positions: BTreeMap::new(),
             fees_paid: BTreeMap::new(),
             traded: BTreeMap::new(),
+            expiries: BTreeMap::new(),
             orders: Vec::new(),
             used_ids: HashSet::new(),
             fills: Vec::new(),
@@ -378,6 +381,38 @@ pub fn broadcast(st: &SimState, pair: usize, diff: BookDiff) {
         diff: Arc::new(diff),
         at_ms,
     });
+}
+
+/// Cancels the good-till-date orders whose time has come (the venues do it
+/// themselves; the simulator does it whenever an order endpoint is used).
+pub fn expire_due(st: &mut SimState) {
+    let now_s = now_ms() / 1_000;
+    for venue in [Venue::Kalshi, Venue::Polymarket] {
+        let due: Vec<String> = st
+            .accounts
+            .account(venue)
+            .expiries
+            .iter()
+            .filter(|(_, until)| **until <= now_s)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let account = st.accounts.account_mut(venue);
+            account.expiries.remove(&id);
+            let Some(o) = account
+                .order_mut(&id)
+                .filter(|o| o.status == SimOrderStatus::Resting)
+            else {
+                continue;
+            };
+            o.status = SimOrderStatus::Canceled;
+            let o = o.clone();
+            if venue == Venue::Polymarket {
+                super::polymarket_user::push_order(st, &o, "CANCELLATION");
+            }
+            lift(st, &id);
+        }
+    }
 }
 
 /// Takes a cancelled order out of whichever book shows it, and says so on the feed.

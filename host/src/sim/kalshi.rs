@@ -24,7 +24,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::accounts::{
-    SimFill, SimOrder, SimOrderStatus, broadcast, lift, now_ms, take, total, walk, write,
+    SimFill, SimOrder, SimOrderStatus, broadcast, expire_due, lift, now_ms, take, total, walk,
+    write,
 };
 use super::market::{BookDiff, QuoteBook, RestingQuote};
 use super::{FeedEvent, KalshiAuth, PrivateEvent, Shared, SimState, fixed, read};
@@ -417,6 +418,9 @@ struct CreateV2 {
     count: Size,
     price: Price,
     tif: Tif,
+    /// `expiration_time` (Unix seconds): a good-till-canceled order with one
+    /// is good till then.
+    expiration: Option<u64>,
 }
 
 /// Reads `CreateOrderV2Request` (§1.6) with the venue's validation: every
@@ -459,6 +463,13 @@ fn parse_create(body: &str) -> Result<CreateV2, String> {
         "taker_at_cross" | "maker" => {}
         _ => return Err("unknown self_trade_prevention_type".into()),
     }
+    let expiration = match v.get("expiration_time") {
+        None | Some(Value::Null) => None,
+        Some(e) => match e.as_u64() {
+            Some(e) if e > now_ms() / 1_000 => Some(e),
+            _ => return Err("expiration_time must be a future Unix time".into()),
+        },
+    };
     Ok(CreateV2 {
         ticker,
         client_order_id,
@@ -466,6 +477,7 @@ fn parse_create(body: &str) -> Result<CreateV2, String> {
         count,
         price,
         tif,
+        expiration,
     })
 }
 
@@ -525,6 +537,7 @@ async fn create_order(
     };
     let mut guard = write(&ctx.state);
     let st = &mut *guard;
+    expire_due(st);
     let Some(i) = st.pairs.iter().position(|p| p.kalshi_ticker == req.ticker) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -652,6 +665,9 @@ async fn create_order(
     });
     let account = &mut st.accounts.kalshi;
     account.used_ids.insert(req.client_order_id.clone());
+    if let (Some(until), SimOrderStatus::Resting) = (req.expiration, status) {
+        account.expiries.insert(order_id.clone(), until);
+    }
     account.orders.push(SimOrder {
         order_id: order_id.clone(),
         client_order_id: req.client_order_id.clone(),
@@ -746,7 +762,8 @@ async fn get_order(
     if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
         return r;
     }
-    let st = read(&ctx.state);
+    let mut st = write(&ctx.state);
+    expire_due(&mut st);
     match st
         .accounts
         .kalshi
@@ -771,7 +788,8 @@ async fn list_orders(
     }
     let ts = |k: &str| q.get(k).and_then(|s| s.parse::<u64>().ok());
     let (min_ts, max_ts) = (ts("min_ts"), ts("max_ts"));
-    let st = read(&ctx.state);
+    let mut st = write(&ctx.state);
+    expire_due(&mut st);
     let list: Vec<Value> = st
         .accounts
         .kalshi
@@ -857,6 +875,7 @@ async fn cancel_order(
         return r;
     }
     let mut st = write(&ctx.state);
+    expire_due(&mut st);
     match cancel_resting(&mut st, &order_id) {
         Ok(done) => axum::Json(done).into_response(),
         Err(why) => error(StatusCode::NOT_FOUND, "not_found", why),
@@ -911,6 +930,7 @@ async fn cancel_batch(
         );
     };
     let mut st = write(&ctx.state);
+    expire_due(&mut st);
     let answers: Vec<Value> = ids
         .iter()
         .map(|id| match cancel_resting(&mut st, id) {

@@ -267,8 +267,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::accounts::{
-    SimFill, SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, broadcast, lift, now_ms, take,
-    total, walk, write,
+    SimFill, SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, broadcast, expire_due, lift,
+    now_ms, take, total, walk, write,
 };
 use super::market::{BookDiff, QuoteBook, RestingQuote};
 use super::polymarket_user;
@@ -276,8 +276,8 @@ use crate::domain::{Price, Size, TokenId};
 use crate::venues::polymarket::ApiCreds;
 use crate::venues::polymarket::auth::verify_l2;
 use crate::venues::polymarket::orders::{
-    CTF_EXCHANGE_V2, ExchangeDomain, ExchangeOrder, ExchangeVersion, OrderSide, POLYGON,
-    SignatureType,
+    CTF_EXCHANGE_V2, ExchangeDomain, ExchangeOrder, ExchangeVersion, GTD_THRESHOLD_S, OrderSide,
+    POLYGON, SignatureType,
 };
 
 /// The killed-FOK and unmatched-FAK texts, verbatim from live captures (§2.6).
@@ -473,6 +473,10 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
         return reject(StatusCode::BAD_REQUEST, "invalid amounts");
     }
     let marketable = matches!(order_type, "FOK" | "FAK");
+    // A GTD must outlive the venue's one-minute security threshold (§2.6).
+    if order_type == "GTD" && o.expiration <= now_ms() / 1_000 + GTD_THRESHOLD_S {
+        return reject(StatusCode::BAD_REQUEST, "invalid expiration");
+    }
     // Server-side precision of marketable BUYs: dollars ≤ 2 dp, shares ≤ 4 dp (§2.6).
     if marketable
         && o.side == OrderSide::Buy
@@ -500,6 +504,7 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
 
     let mut guard = write(&state);
     let st = &mut *guard;
+    expire_due(st);
     let Some((i, is_yes)) = st.pairs.iter().enumerate().find_map(|(i, p)| {
         if p.yes_token == token {
             Some((i, true))
@@ -637,6 +642,11 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
     let rests = order_type != "FOK" && order_type != "FAK" && filled < shares;
     let account = &mut st.accounts.polymarket;
     account.used_ids.insert(order_id.clone());
+    if rests && order_type == "GTD" {
+        account
+            .expiries
+            .insert(order_id.clone(), o.expiration - GTD_THRESHOLD_S);
+    }
     account.orders.push(SimOrder {
         order_id: order_id.clone(),
         client_order_id: String::new(),
@@ -727,6 +737,7 @@ async fn cancel_order(State(state): State<Shared>, headers: HeaderMap, body: Str
 /// Cancels each of `ids` that rests (out of the book, a CANCELLATION on the
 /// user channel); the venue's answer `{"canceled": [...], "not_canceled": {id: reason}}`.
 fn cancelled(st: &mut SimState, ids: &[String]) -> Response {
+    expire_due(st);
     let mut canceled = Vec::new();
     let mut not_canceled = serde_json::Map::new();
     for id in ids {
@@ -770,6 +781,7 @@ async fn cancel_all(State(state): State<Shared>, headers: HeaderMap) -> Response
         return r.into_response();
     }
     let mut st = write(&state);
+    expire_due(&mut st);
     let ids: Vec<String> = st
         .accounts
         .polymarket
@@ -785,7 +797,8 @@ async fn open_orders(State(state): State<Shared>, headers: HeaderMap) -> Respons
     if let Err(r) = authorize(&state, &headers, "GET", "/data/orders", "") {
         return r.into_response();
     }
-    let st = read(&state);
+    let mut st = write(&state);
+    expire_due(&mut st);
     let owner = st
         .accounts
         .polymarket_creds
