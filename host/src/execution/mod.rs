@@ -16,6 +16,11 @@
 //! refuses the trade), every order's fate and fill as it comes back, the
 //! outcome and P&L at the end. Trades a crash left open are settled from the
 //! venues at start-up by [`Executor::reconcile`].
+//!
+//! A Polymarket leg counts what its `CONFIRMED` trades matched: a trade that
+//! `FAILED` on-chain leaves the leg short by its size, retried or unwound like
+//! any partial fill. The kill switch ([`Executor::cancel_orders_on_kill`])
+//! cancels every order resting on either venue and reports what it did.
 
 mod fill_watch;
 mod record;
