@@ -325,14 +325,7 @@ pub async fn start_trading(
         // Well inside `balance_max_age`, so the pre-trade check rarely waits on a venue.
         tasks.push(executor.spawn_balance_refresh(Duration::from_secs(1)));
     }
-    let ex = executor.clone();
-    let runtime = tokio::runtime::Handle::current();
-    host.risk.on_kill_cancel_open_orders(move || {
-        let ex = ex.clone();
-        runtime.spawn(async move {
-            ex.cancel_open_orders().await;
-        });
-    });
+    executor.cancel_orders_on_kill();
     Ok(Trading { executor, tasks })
 }
 

@@ -19,21 +19,11 @@ use doubletime::execution::{
 use doubletime::risk::{RiskGate, RiskHandle, RiskLimits};
 use doubletime::sim::SimHandle;
 use doubletime::venues::kalshi::rest::KalshiRest;
+use doubletime::venues::polymarket::PolySigner;
 use doubletime::venues::polymarket::rest::PolymarketRest;
-use doubletime::venues::polymarket::{ApiCreds, PolySigner};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use support::{WAIT, p};
-
-const WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-fn creds() -> ApiCreds {
-    ApiCreds::new(
-        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
-        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
-        Secret::new("pp"),
-    )
-}
+use support::{WAIT, WALLET_KEY, creds, p};
 
 struct Rig {
     sim: SimHandle,
@@ -467,15 +457,26 @@ async fn a_trade_left_open_by_a_crash_is_settled_at_start_up() {
 /// A previous run wrote the intent for both legs and died: `sent` says which
 /// orders really went out before it did. Nothing of the answers was booked.
 async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sent: (bool, bool)) {
+    crashed_after_sending(rig, trade_id, ("0.45", no_price), 10, sent).await
+}
+
+/// As [`crashed_after_the_intent`], any YES price and size.
+async fn crashed_after_sending(
+    rig: &Rig,
+    trade_id: &str,
+    (yes_price, no_price): (&str, &str),
+    size: u64,
+    sent: (bool, bool),
+) {
     use doubletime::store::TradeIntent;
     use doubletime::venues::polymarket::TickSize;
-    let cmd = execute(rig, trade_id, "0.45", no_price, 10);
+    let cmd = execute(rig, trade_id, yes_price, no_price, size);
     let yes = support::order(
         Venue::Kalshi,
         &format!("{trade_id}-yes"),
         doubletime::domain::Outcome::Yes,
-        "0.45",
-        10,
+        yes_price,
+        size,
         doubletime::domain::TimeInForce::FillOrKill,
     );
     let no = support::order(
@@ -483,7 +484,7 @@ async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sen
         &format!("{trade_id}-no"),
         doubletime::domain::Outcome::No,
         no_price,
-        10,
+        size,
         doubletime::domain::TimeInForce::FillOrKill,
     );
     let store = &rig.executor.store;
@@ -602,12 +603,24 @@ async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
 /// Follows the simulator's Polymarket user channel, as the host does; returns
 /// once the channel is connected.
 async fn follow_settlement(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
+    let (stop, watch) = settlement_feed(rig).await;
+    rig.executor.watch_polymarket_settlement(watch);
+    stop
+}
+
+/// The simulator's Polymarket user channel followed by a settlement watch of
+/// the test's own; returns once the channel is connected.
+async fn settlement_feed(
+    rig: &Rig,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Arc<doubletime::execution::SettlementWatch>,
+) {
     use doubletime::execution::SettlementWatch;
     use doubletime::venues::polymarket::{UserEvent, UserFeedConfig, run_user_feed};
     let (tx, mut seen) = tokio::sync::broadcast::channel(256);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (watch, _task) = SettlementWatch::spawn(tx.subscribe());
-    rig.executor.watch_polymarket_settlement(watch);
     let cfg = UserFeedConfig::new(rig.sim.polymarket_user_ws_url.clone(), creds(), vec![]);
     tokio::spawn(run_user_feed(
         cfg,
@@ -621,7 +634,7 @@ async fn follow_settlement(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
     })
     .await
     .expect("the user channel connects");
-    stop
+    (stop, watch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,4 +757,179 @@ async fn partial_fills_leave_only_the_matched_quantity_hedged() {
     );
     let no_token = support::pair("fed").polymarket_no_token.to_string();
     assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), dec!(10));
+}
+
+/// The venues and the store agree that `yes` YES contracts on Kalshi and `no`
+/// NO shares on Polymarket are held, and the position check finds nothing.
+async fn holds(rig: &Rig, yes: Decimal, no: Decimal) {
+    let no_token = support::pair("fed").polymarket_no_token.to_string();
+    assert_eq!(rig.sim.position(Venue::Kalshi, "KX-fed"), yes);
+    assert_eq!(rig.sim.position(Venue::Polymarket, &no_token), no);
+    let mut held: Vec<_> = rig
+        .positions()
+        .await
+        .into_iter()
+        .map(|p| (p.venue, p.contracts))
+        .collect();
+    held.sort();
+    assert_eq!(held, vec![(Venue::Kalshi, yes), (Venue::Polymarket, no)]);
+    assert_eq!(rig.executor.check_positions().await, vec![]);
+}
+
+/// The Polymarket NO asks: 0.57×10 then 0.58×`deeper` (Kalshi as in [`support::order_books`]).
+async fn poly_no_asks(rig: &Rig, deeper: u64) {
+    let mut books = support::order_books();
+    books.poly_no = support::levels(&[("0.55", 10)], &[("0.57", 10), ("0.58", deeper)]);
+    rig.sim.replace_books(0, books).await;
+}
+
+/// One match, two trades: the first (10 at 0.57) confirms, the second (5 at 0.58) FAILS.
+async fn second_trade_of_each_match_fails(rig: &Rig) -> tokio::sync::watch::Sender<bool> {
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let feed = follow_settlement(rig).await;
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_millis(5),
+    });
+    feed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_polymarket_leg_counts_its_confirmed_trades_and_unwinds_the_rest() {
+    let rig = rig(false, dec!(0.0)).await;
+    // Only 5 at 0.58: once the failed 5 are taken back, nothing is left to retry into.
+    poly_no_asks(&rig, 5).await;
+    let _feed = second_trade_of_each_match_fails(&rig).await;
+    // 15 YES fill on Kalshi (10 at 0.45, 5 at 0.46); 15 NO match on Polymarket
+    // as two trades, of which the 5 at 0.58 FAIL: the NO leg holds 10.
+    rig.executor
+        .execute(execute(&rig, "t22", "0.46", "0.58", 15))
+        .await;
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    let no = t.no_fill.clone().expect("the confirmed trade is a fill");
+    assert_eq!((no.size, no.price), (Size::whole(10), p("0.57")));
+    assert_eq!(no.fee, rig.fees.polymarket.taker_fee(p("0.57"), no.size));
+    let yes = t.yes_fill.clone().expect("YES filled");
+    assert_eq!(yes.size, Size::whole(15));
+    // The 5 YES over the hedge are sold back at the 0.40 bid.
+    let sold = t.unwind_fill.clone().expect("the excess is unwound");
+    assert_eq!((sold.size, sold.price), (Size::whole(5), p("0.40")));
+    // $1 for each of the 10 hedged contracts, less every leg's cost, plus
+    // what the unwind brought in: the realised loss, exactly.
+    let expected =
+        dec!(10) - (yes.price * yes.size + yes.fee).value() - (no.price * no.size + no.fee).value()
+            + (sold.price * sold.size - sold.fee).value();
+    assert_eq!(t.pnl.value(), expected);
+    holds(&rig, dec!(10), dec!(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failed_part_of_a_polymarket_leg_is_retried_like_a_partial_fill() {
+    let rig = rig(false, dec!(0.0)).await;
+    let _feed = second_trade_of_each_match_fails(&rig).await;
+    let mut trades = rig.bus.trades.subscribe();
+    // As above, but 20 rest at 0.58: the 5 that FAILED are bought again
+    // (one trade, which confirms) and the trade ends hedged.
+    rig.executor
+        .execute(execute(&rig, "t23", "0.46", "0.58", 15))
+        .await;
+    let t = rig.trades().await.remove(0);
+    assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
+    let no = t.no_fill.clone().expect("NO filled");
+    assert_eq!(no.size, Size::whole(15));
+    // The NO leg is the confirmed 10 at 0.57 and the retried 5 at 0.58, and
+    // the P&L is charged their exact cost (their average, 0.5733…, would round).
+    let TradeEvent::Executed(done) = next_trade(&mut trades).await else {
+        panic!("expected the executed trade")
+    };
+    let parts: Vec<_> = done
+        .trade
+        .no_leg
+        .fills
+        .iter()
+        .map(|f| (f.size, f.price))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(Size::whole(10), p("0.57")), (Size::whole(5), p("0.58"))]
+    );
+    let fee = |price: &str, size: u64| {
+        rig.fees
+            .polymarket
+            .taker_fee(p(price), Size::whole(size))
+            .value()
+    };
+    let no_cost = dec!(5.70) + fee("0.57", 10) + dec!(2.90) + fee("0.58", 5);
+    let expected = dec!(15) - done.trade.yes_leg.cost().value() - no_cost;
+    assert_eq!(t.pnl.value(), expected);
+    // The store booked the confirmed 10 and the retried 5, never the failed 5.
+    holds(&rig, dec!(15), dec!(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_counts_only_the_confirmed_trades_of_a_partly_failed_leg() {
+    use doubletime::execution::Settled;
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let rig = rig(false, dec!(0.0)).await;
+    poly_no_asks(&rig, 5).await;
+    let (_feed, watch) = settlement_feed(&rig).await;
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_millis(5),
+    });
+    // Both legs went out, then the host died; the NO match settles meanwhile.
+    crashed_after_sending(&rig, "t24", ("0.46", "0.58"), 15, (true, true)).await;
+    let ids: Vec<String> = rig
+        .sim
+        .polymarket_trades()
+        .into_iter()
+        .map(|t| t.trade_id)
+        .collect();
+    assert_eq!(ids.len(), 2, "one match, two trades");
+    let Settled::Final { failed } = watch.wait(&ids, WAIT).await else {
+        panic!("the trades settle")
+    };
+    assert_eq!(failed.len(), 1);
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t24").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    let no = t.no_fill.clone().expect("the confirmed trade");
+    assert_eq!((no.size, no.price), (Size::whole(10), p("0.57")));
+    assert_eq!(t.unwind_fill.as_ref().unwrap().size, Size::whole(5));
+    holds(&rig, dec!(10), dec!(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_waits_for_polymarket_trades_still_on_their_way() {
+    use doubletime::sim::accounts::{Settlement, TradeOutcome as Chain};
+    let rig = rig(false, dec!(0.0)).await;
+    poly_no_asks(&rig, 5).await;
+    // Slow chain (final after 2 and 3 s): the host restarts while neither
+    // trade is final.
+    rig.sim.set_polymarket_settlement(Settlement {
+        outcome: Chain::FailAfterFirst(1),
+        step: std::time::Duration::from_secs(1),
+    });
+    crashed_after_sending(&rig, "t25", ("0.46", "0.58"), 15, (true, true)).await;
+    use doubletime::sim::accounts::SimTradeStatus as Chained;
+    assert!(
+        rig.sim
+            .polymarket_trades()
+            .iter()
+            .all(|t| !matches!(t.status, Chained::Confirmed | Chained::Failed)),
+        "not final when reconciliation starts"
+    );
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t25").await.unwrap().unwrap();
+    let no = t.no_fill.clone().expect("the confirmed trade");
+    assert_eq!(
+        no.size,
+        Size::whole(10),
+        "the trade that FAILED is not held"
+    );
+    assert_eq!(t.outcome, TradeOutcome::Unwound, "{t:?}");
+    holds(&rig, dec!(10), dec!(10)).await;
 }

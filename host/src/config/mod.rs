@@ -365,6 +365,13 @@ impl Config {
                 Ok(())
             }
         };
+        if self.leg_order.rests() {
+            return Err(invalid(
+                "DOUBLETIME_LEG_ORDER",
+                "legs are fill_or_kill or immediate_or_cancel; a resting leg is leg risk"
+                    .to_string(),
+            ));
+        }
         non_negative("MIN_PROFIT_THRESHOLD", self.min_profit_threshold)?;
         non_negative("SHUTDOWN_BALANCE", self.shutdown_balance)?;
         non_negative("MINIMUM_WALLET_BALANCE", self.minimum_wallet_balance)?;
@@ -536,6 +543,15 @@ mod tests {
         assert_eq!(cfg.min_profit_threshold, Decimal::new(2, 2));
         assert_eq!(cfg.kalshi.fee_rate, Decimal::new(35, 3));
         assert_eq!(cfg.minimum_wallet_balance, Decimal::new(10050, 2));
+    }
+
+    #[test]
+    fn a_resting_leg_order_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "leg_order = \"good_till_cancelled\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("DOUBLETIME_LEG_ORDER"), "{err}");
     }
 
     #[test]

@@ -88,6 +88,22 @@ pub enum TimeInForce {
     FillOrKill,
     /// Fill what can be filled now, cancel the rest.
     ImmediateOrCancel,
+    /// Fill what can be filled now and rest the rest on the book until
+    /// cancelled: a manual order, never a leg (a resting leg is leg risk).
+    GoodTillCancelled,
+    /// As [`TimeInForce::GoodTillCancelled`], until `until` (Unix seconds);
+    /// the venue cancels it then.
+    GoodTillDate { until: u64 },
+}
+
+impl TimeInForce {
+    /// Whether what does not fill at once stays on the book.
+    pub fn rests(self) -> bool {
+        matches!(
+            self,
+            TimeInForce::GoodTillCancelled | TimeInForce::GoodTillDate { .. }
+        )
+    }
 }
 
 impl std::str::FromStr for TimeInForce {

@@ -16,13 +16,18 @@
 //! refuses the trade), every order's fate and fill as it comes back, the
 //! outcome and P&L at the end. Trades a crash left open are settled from the
 //! venues at start-up by [`Executor::reconcile`].
+//!
+//! A Polymarket leg counts what its `CONFIRMED` trades matched: a trade that
+//! `FAILED` on-chain leaves the leg short by its size, retried or unwound like
+//! any partial fill. The kill switch ([`Executor::cancel_orders_on_kill`])
+//! cancels every order resting on either venue and reports what it did.
 
 mod fill_watch;
 mod record;
 mod settlement;
 
 pub use fill_watch::FillWatch;
-pub use settlement::{Settled, SettlementWatch};
+pub use settlement::{FailedTrade, Settled, SettlementWatch};
 
 pub use record::{Position, TradeOutcome, TradeRecord};
 
@@ -143,6 +148,52 @@ pub struct Executor {
     fill_watch: std::sync::OnceLock<Arc<FillWatch>>,
     /// Markets with a trade reconciliation could not settle: not traded.
     held_back: std::sync::Mutex<std::collections::HashSet<crate::domain::PairId>>,
+    /// Kill switches cancel one at a time.
+    killing: tokio::sync::Mutex<()>,
+    kill_report: tokio::sync::watch::Sender<Option<KillReport>>,
+}
+
+/// How often reconciliation asks Polymarket again about trades not yet final.
+const RECONCILE_POLL: Duration = Duration::from_millis(250);
+
+/// Rounds of cancel-and-check a kill makes per venue before it reports what is left.
+const KILL_ROUNDS: u32 = 3;
+const KILL_BACKOFF: Duration = Duration::from_millis(250);
+/// Kalshi cancels per batch: 20 × 2 tokens fits the Basic write bucket (§1.7).
+const KALSHI_CANCEL_BATCH: usize = 20;
+
+/// What one kill switch's cancel did on one venue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VenueCancels {
+    /// Cancels the venue accepted.
+    pub cancelled: usize,
+    /// Orders still resting when the kill gave up (venue order ids).
+    pub still_resting: Vec<String>,
+    /// Why the venue could not be asked, if it could not in the end.
+    pub error: Option<String>,
+}
+
+impl VenueCancels {
+    /// Nothing left resting, as far as the venue says.
+    pub fn is_clean(&self) -> bool {
+        self.error.is_none() && self.still_resting.is_empty()
+    }
+}
+
+/// What the kill switch's cancel did on both venues.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KillReport {
+    pub kalshi: VenueCancels,
+    pub polymarket: VenueCancels,
+}
+
+impl KillReport {
+    pub fn cancelled(&self) -> usize {
+        self.kalshi.cancelled + self.polymarket.cancelled
+    }
+    pub fn is_clean(&self) -> bool {
+        self.kalshi.is_clean() && self.polymarket.is_clean()
+    }
 }
 
 /// A holding the store and a venue disagree on.
@@ -170,8 +221,24 @@ pub struct Reconciled {
 struct LegResult {
     order: Order,
     venue_order_id: Option<String>,
+    /// Everything the leg filled, at its average price (for the store and the logs).
     fill: Option<Fill>,
+    /// The fills it is made of (the order, its retries): their exact cost is
+    /// the leg's, where the average price would round.
+    parts: Vec<Fill>,
     error: Option<String>,
+}
+
+impl LegResult {
+    fn added(&mut self, f: Fill) {
+        self.parts.push(f.clone());
+        self.fill = Some(merge(self.fill.take(), f));
+    }
+
+    /// What the leg's fills cost, fees included, exactly.
+    fn cost(&self) -> Usd {
+        self.parts.iter().map(|f| f.price * f.size + f.fee).sum()
+    }
 }
 
 impl Executor {
@@ -197,6 +264,8 @@ impl Executor {
             fill_watch: Default::default(),
             settlement: Default::default(),
             balances: Default::default(),
+            killing: Default::default(),
+            kill_report: tokio::sync::watch::channel(None).0,
         })
     }
 
@@ -407,16 +476,35 @@ impl Executor {
                     after: Some(since_s),
                     ..Default::default()
                 };
-                let trades = self
-                    .clients
-                    .polymarket
-                    .trades(&q)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let ours = trades.iter().filter(|t| {
-                    t.status != crate::venues::polymarket::TradeStatus::Failed
-                        && t.side == o.order.action
+                let is_ours = |t: &crate::venues::polymarket::PolyTrade| {
+                    t.side == o.order.action
                         && o.venue_order_id.as_deref().is_none_or(|id| t.involves(id))
+                };
+                // As a live leg waits for its trades to be final, so does a
+                // reconciled one: a trade still on its way may yet FAIL.
+                let deadline = tokio::time::Instant::now() + self.policy.confirm_within;
+                let trades = loop {
+                    let trades = self
+                        .clients
+                        .polymarket
+                        .trades(&q)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let unsettled = trades
+                        .iter()
+                        .filter(|t| is_ours(t) && !t.is_final())
+                        .count();
+                    if unsettled == 0 {
+                        break trades;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(order = %o.order.client_order_id, unsettled, "reconciliation: polymarket trades not final in time; their match stands");
+                        break trades;
+                    }
+                    tokio::time::sleep(RECONCILE_POLL).await;
+                };
+                let ours = trades.iter().filter(|t| {
+                    t.status != crate::venues::polymarket::TradeStatus::Failed && is_ours(t)
                 });
                 let mut total: Option<Fill> = None;
                 for t in ours {
@@ -456,17 +544,20 @@ impl Executor {
                     size: o.size,
                     time_in_force: TimeInForce::FillOrKill,
                 });
-            let fill = fills
-                .iter()
-                .filter(|f| f.venue == venue && f.outcome == outcome && f.action == Action::Buy)
-                .cloned()
-                .fold(None, |acc, f| Some(merge(acc, f)));
-            LegResult {
+            let mut leg = LegResult {
                 order,
                 venue_order_id: None,
-                fill,
+                fill: None,
+                parts: vec![],
                 error: None,
+            };
+            for f in fills
+                .iter()
+                .filter(|f| f.venue == venue && f.outcome == outcome && f.action == Action::Buy)
+            {
+                leg.added(f.clone());
             }
+            leg
         };
         let y = leg_of(o.buy_yes_on, Outcome::Yes);
         let n = leg_of(o.buy_no_on, Outcome::No);
@@ -494,48 +585,49 @@ impl Executor {
     }
 
     /// Follows Polymarket trade settlement through `watch`: a matched leg counts
-    /// once its trades are `CONFIRMED`, and fails if one is `FAILED`. Set once.
+    /// what its `CONFIRMED` trades matched; a `FAILED` trade's quantity is
+    /// unfilled. Set once.
     pub fn watch_polymarket_settlement(&self, watch: Arc<SettlementWatch>) {
         let _ = self.settlement.set(watch);
     }
 
-    /// Waits for a matched Polymarket leg's trades to settle; `Err` when one failed.
-    async fn settled(&self, trade_ids: &[String]) -> Result<(), String> {
+    /// Waits for a matched Polymarket leg's trades to settle; returns the ones
+    /// that `FAILED`. A trade with no final word in time is asked of the
+    /// venue; still pending, its match stands.
+    async fn failed_trades(&self, trade_ids: &[String]) -> Vec<FailedTrade> {
         let Some(watch) = self.settlement.get() else {
-            return Ok(());
+            return vec![];
         };
-        match watch.wait(trade_ids, self.policy.confirm_within).await {
-            Settled::Confirmed => Ok(()),
-            Settled::Failed { trade_id } => Err(format!(
-                "polymarket: trade {trade_id} FAILED on-chain; the match did not happen"
-            )),
-            Settled::Pending => {
-                // The channel may have dropped: ask the venue for each trade.
-                for id in trade_ids {
-                    let q = crate::venues::polymarket::rest::TradeQuery {
-                        id: Some(id.clone()),
-                        ..Default::default()
-                    };
-                    match self.clients.polymarket.trades(&q).await {
-                        Ok(found) => {
-                            if found.iter().any(|t| {
-                                t.trade_id == *id
-                                    && t.status == crate::venues::polymarket::TradeStatus::Failed
-                            }) {
-                                return Err(format!(
-                                    "polymarket: trade {id} FAILED on-chain; the match did not happen"
-                                ));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(trade = %id, error = %e, "could not ask Polymarket how a trade settled")
-                        }
+        let (mut failed, pending) = match watch.wait(trade_ids, self.policy.confirm_within).await {
+            Settled::Final { failed } => return failed,
+            Settled::Pending { failed, pending } => (failed, pending),
+        };
+        // The channel may have dropped: ask the venue for each trade.
+        for id in &pending {
+            let q = crate::venues::polymarket::rest::TradeQuery {
+                id: Some(id.clone()),
+                ..Default::default()
+            };
+            match self.clients.polymarket.trades(&q).await {
+                Ok(found) => {
+                    if let Some(t) = found.iter().find(|t| {
+                        t.trade_id == *id
+                            && t.status == crate::venues::polymarket::TradeStatus::Failed
+                    }) {
+                        failed.push(FailedTrade {
+                            trade_id: id.clone(),
+                            price: Some(t.price),
+                            size: Some(t.size),
+                        });
                     }
                 }
-                tracing::warn!(trades = ?trade_ids, "polymarket trades not confirmed in time; the match stands");
-                Ok(())
+                Err(e) => {
+                    tracing::warn!(trade = %id, error = %e, "could not ask Polymarket how a trade settled")
+                }
             }
         }
+        tracing::warn!(trades = ?pending, "polymarket trades not confirmed in time; their match stands");
+        failed
     }
 
     /// Trades only the markets `leases` holds (a shared store); set once, before trading.
@@ -543,45 +635,141 @@ impl Executor {
         let _ = self.leases.set(leases);
     }
 
-    /// Cancels every order that may still rest on a venue: Polymarket's open
-    /// orders, and Kalshi orders of unfinished trades. Returns how many
-    /// cancels were accepted. Our own orders are FOK/IOC and never rest; this
-    /// is for what a crash or a hand left behind.
-    pub async fn cancel_open_orders(&self) -> usize {
-        let mut cancelled = 0;
-        match self.clients.polymarket.open_orders().await {
-            Ok(open) => {
-                for o in open {
-                    match self.clients.polymarket.cancel(&o.id).await {
-                        Ok(_) => cancelled += 1,
-                        Err(e) => {
-                            tracing::warn!(order = %o.id, error = %e, "kill: Polymarket cancel failed")
+    /// Makes the risk gate's kill switch cancel every resting order of the
+    /// account on both venues (see [`Executor::cancel_open_orders`]); the
+    /// work runs on the current runtime, the switch itself returns at once.
+    pub fn cancel_orders_on_kill(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let runtime = tokio::runtime::Handle::current();
+        self.risk.on_kill_cancel_open_orders(move || {
+            let Some(me) = me.upgrade() else { return };
+            runtime.spawn(async move {
+                me.cancel_open_orders().await;
+            });
+        });
+    }
+
+    /// What each kill switch's cancel did, latest first (`None` before the first).
+    pub fn kill_reports(&self) -> tokio::sync::watch::Receiver<Option<KillReport>> {
+        self.kill_report.subscribe()
+    }
+
+    /// Cancels every order of the account resting on either venue — ours,
+    /// a crash's, a hand-placed one alike — and checks that none is left:
+    /// Kalshi's resting orders are listed and cancelled in batches,
+    /// Polymarket's with `DELETE /cancel-all` then by id. A venue that fails
+    /// is asked again briefly; what could not be done is in the report (and
+    /// logged), never a panic. Kills run one at a time.
+    pub async fn cancel_open_orders(&self) -> KillReport {
+        let _one_at_a_time = self.killing.lock().await;
+        let (kalshi, polymarket) = tokio::join!(
+            self.cancel_resting_kalshi(),
+            self.cancel_resting_polymarket()
+        );
+        let report = KillReport { kalshi, polymarket };
+        for (venue, r) in [
+            (Venue::Kalshi, &report.kalshi),
+            (Venue::Polymarket, &report.polymarket),
+        ] {
+            if r.is_clean() {
+                tracing::warn!(%venue, cancelled = r.cancelled, "kill switch: every resting order cancelled");
+            } else {
+                tracing::error!(%venue, cancelled = r.cancelled, still_resting = ?r.still_resting, error = r.error.as_deref().unwrap_or(""), "kill switch: orders may still rest on the venue; cancel them by hand");
+            }
+        }
+        self.kill_report.send_replace(Some(report.clone()));
+        report
+    }
+
+    async fn cancel_resting_kalshi(&self) -> VenueCancels {
+        let kalshi = &self.clients.kalshi;
+        let mut done = VenueCancels::default();
+        // The last round only checks what the one before it did.
+        for round in 0..=KILL_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(KILL_BACKOFF * round).await;
+            }
+            let resting = match kalshi.resting_orders().await {
+                Ok(r) => r,
+                Err(e) => {
+                    done.error = Some(format!("listing resting orders: {e}"));
+                    continue;
+                }
+            };
+            done.error = None;
+            done.still_resting = resting.into_iter().map(|o| o.order_id).collect();
+            if done.still_resting.is_empty() || round == KILL_ROUNDS {
+                break;
+            }
+            for batch in done.still_resting.chunks(KALSHI_CANCEL_BATCH) {
+                match kalshi.cancel_batch(batch).await {
+                    Ok(answers) => {
+                        for a in answers {
+                            match a.error {
+                                None => done.cancelled += 1,
+                                Some(e) => {
+                                    tracing::warn!(order = %a.order_id, error = %e, "kill: Kalshi refused a cancel")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // The batch endpoint refused: one cancel per order instead.
+                        tracing::warn!(error = %e, "kill: Kalshi batch cancel failed; cancelling one by one");
+                        for id in batch {
+                            match kalshi.cancel(id).await {
+                                Ok(_) => done.cancelled += 1,
+                                Err(e) => {
+                                    tracing::warn!(order = %id, error = %e, "kill: Kalshi cancel failed")
+                                }
+                            }
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "kill: could not list Polymarket open orders"),
         }
-        match self.store.repo.open_trades(&self.store.host).await {
-            Ok(trades) => {
-                for o in trades.iter().flat_map(|t| &t.orders) {
-                    let (Venue::Kalshi, true, Some(id)) =
-                        (o.order.venue, o.status.unresolved(), &o.venue_order_id)
-                    else {
-                        continue;
-                    };
-                    match self.clients.kalshi.cancel(id).await {
-                        Ok(_) => cancelled += 1,
-                        Err(e) => {
-                            tracing::warn!(order = %id, error = %e, "kill: Kalshi cancel failed")
-                        }
+        done
+    }
+
+    async fn cancel_resting_polymarket(&self) -> VenueCancels {
+        let poly = &self.clients.polymarket;
+        let mut done = VenueCancels::default();
+        for round in 0..=KILL_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(KILL_BACKOFF * round).await;
+            }
+            // First everything at once; later rounds by id, for what is left.
+            let cancelled = if round == 0 {
+                Some(poly.cancel_all().await)
+            } else if !done.still_resting.is_empty() && round < KILL_ROUNDS {
+                Some(poly.cancel_orders(&done.still_resting).await)
+            } else {
+                None
+            };
+            match cancelled {
+                Some(Ok(r)) => {
+                    done.cancelled += r.canceled.len();
+                    for (id, why) in &r.not_canceled {
+                        tracing::warn!(order = %id, reason = %why, "kill: Polymarket did not cancel an order");
                     }
                 }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kill: Polymarket cancel failed")
+                }
+                None => {}
             }
-            Err(e) => tracing::warn!(error = %e, "kill: could not read open trades"),
+            match poly.open_orders().await {
+                Ok(open) => {
+                    done.error = None;
+                    done.still_resting = open.into_iter().map(|o| o.id).collect();
+                    if done.still_resting.is_empty() {
+                        break;
+                    }
+                }
+                Err(e) => done.error = Some(format!("listing open orders: {e}")),
+            }
         }
-        tracing::warn!(cancelled, "kill switch: open orders cancelled");
-        cancelled
+        done
     }
 
     /// Store writes that failed after an order had gone out.
@@ -803,10 +991,15 @@ impl Executor {
                 {
                     Ok(r) => {
                         let fill = r.to_fill(&order, &entry.fees.polymarket, at);
-                        // A match is final only once its trades are CONFIRMED.
-                        match (&fill, self.settled(&r.trade_ids).await) {
-                            (Some(_), Err(failed)) => Err(failed),
-                            _ => Ok((Some(r.order_id.clone()), fill)),
+                        // A match is final only once its trades are; FAILED
+                        // ones are taken back and leave the leg short.
+                        let failed = match &fill {
+                            Some(_) => self.failed_trades(&r.trade_ids).await,
+                            None => vec![],
+                        };
+                        match without_failed(fill, r.collateral, &failed, &entry.fees.polymarket) {
+                            Ok(fill) => Ok((Some(r.order_id.clone()), fill)),
+                            Err(why) => Err(why),
                         }
                     }
                     Err(e) => Err(e.to_string()),
@@ -818,6 +1011,7 @@ impl Executor {
             Ok((venue_order_id, fill)) => LegResult {
                 order,
                 venue_order_id: venue_order_id.filter(|id| !id.is_empty()),
+                parts: fill.iter().cloned().collect(),
                 fill,
                 error: None,
             },
@@ -825,6 +1019,7 @@ impl Executor {
                 order,
                 venue_order_id: None,
                 fill: None,
+                parts: vec![],
                 error: Some(e),
             },
         }
@@ -989,6 +1184,7 @@ impl Executor {
                 order: second,
                 venue_order_id: None,
                 fill: None,
+                parts: vec![],
                 error: Some(why),
             }
         } else {
@@ -1039,6 +1235,8 @@ impl Executor {
                 .await;
         }
         let (ys, ns) = (Self::filled(&y), Self::filled(&n));
+        // What the unwind brought in, plus the cost of excess it could not
+        // sell (still held, so not lost): the legs' full cost is charged below.
         let mut unwind_pnl = Usd::ZERO;
         let mut unwind_fill = None;
         let legs_differ = ys != ns;
@@ -1050,7 +1248,16 @@ impl Executor {
             };
             let excess = excess.unwrap_or(Size::ZERO);
             let reason = excess_leg_error(&y, &n);
-            (unwind_pnl, unwind_fill) = self.unwind(entry, &cmd.trade_id, excess_leg, excess).await;
+            let (proceeds, sold) = self.unwind(entry, &cmd.trade_id, excess_leg, excess).await;
+            let unsold = excess
+                .checked_sub(sold.as_ref().map_or(Size::ZERO, |f| f.size))
+                .unwrap_or(Size::ZERO);
+            let held_at_cost = excess_leg
+                .cost()
+                .per(Self::filled(excess_leg))
+                .times(unsold);
+            unwind_pnl = proceeds + held_at_cost;
+            unwind_fill = sold;
             self.bus.trades.publish(TradeEvent::LegFailed(LegFailed {
                 trade_id: cmd.trade_id.clone(),
                 order: if ys > ns {
@@ -1062,6 +1269,8 @@ impl Executor {
             }));
         }
         let trade = trade(cmd, &y, &n);
+        // Cash view: $1 per hedged contract, less everything both legs cost,
+        // plus the unwind's proceeds (the realised loss of leg risk).
         let pnl = trade.locked_pnl() + unwind_pnl;
         // A leg failed whether or not the unwind sold anything; what is still
         // held shows in the positions.
@@ -1114,13 +1323,13 @@ impl Executor {
             }
             let r = self.place(entry, trade_id, order).await;
             if let Some(f) = r.fill {
-                let prior = short.fill.take();
-                short.fill = Some(merge(prior, f));
+                short.added(f);
             }
         }
     }
 
-    /// Sells `size` of the leg's outcome at the best bid (IOC); returns the realised P&L of the unwind.
+    /// Sells `size` of the leg's outcome at the best bid (IOC); returns the
+    /// sale's proceeds (fee deducted) and its fill.
     async fn unwind(
         &self,
         entry: &PairEntry,
@@ -1158,8 +1367,9 @@ impl Executor {
             .as_ref()
             .map_or(Usd::ZERO, |f| f.price * f.size - f.fee);
         let cost = bought.price * sold + bought.fee.per(bought.size).times(sold);
-        tracing::warn!(trade = %trade_id, venue = %leg.order.venue, %sold, %proceeds, "leg risk: unwound the filled leg");
-        (proceeds - cost, r.fill)
+        let realised = proceeds - cost;
+        tracing::warn!(trade = %trade_id, venue = %leg.order.venue, %sold, %proceeds, %realised, "leg risk: unwound the filled leg");
+        (proceeds, r.fill)
     }
 
     /// Books a trade that sends no order (refused or dry run): intent and outcome at once.
@@ -1225,6 +1435,54 @@ fn answer_lost(e: &crate::venues::kalshi::KalshiError) -> bool {
     }
 }
 
+/// A Polymarket fill less the trades that `FAILED` on-chain: what the
+/// `CONFIRMED` (or still pending) trades matched, at their average price, the
+/// fee charged on that. `Err` when nothing is left, or when a failed trade's
+/// size is unknown (then the whole leg counts as failed, the safe side: a
+/// fill we do not hold would go unhedged).
+fn without_failed(
+    fill: Option<Fill>,
+    collateral: Usd,
+    failed: &[FailedTrade],
+    fees: &crate::domain::PolymarketFees,
+) -> Result<Option<Fill>, String> {
+    let Some(fill) = fill else {
+        return Ok(None);
+    };
+    if failed.is_empty() {
+        return Ok(Some(fill));
+    }
+    let ids = failed
+        .iter()
+        .map(|t| t.trade_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let wholly = || format!("polymarket: trade(s) {ids} FAILED on-chain; the match did not happen");
+    // From the venue's exact collateral, not the rounded average price.
+    let mut size = fill.size.value();
+    let mut cost = collateral.value();
+    for t in failed {
+        let (Some(price), Some(lost)) = (t.price, t.size) else {
+            return Err(wholly());
+        };
+        size -= lost.value();
+        cost -= price.value() * lost.value();
+    }
+    if size <= Decimal::ZERO || cost <= Decimal::ZERO {
+        return Err(wholly());
+    }
+    let (Ok(left), Ok(price)) = (Size::new(size), Price::new((cost / size).round_dp(6))) else {
+        return Err(wholly());
+    };
+    tracing::warn!(order = %fill.client_order_id, failed = %ids, confirmed = %left, of = %fill.size, "polymarket: part of a match FAILED on-chain; the leg is short by it");
+    Ok(Some(Fill {
+        price,
+        size: left,
+        fee: fees.taker_fee(price, left),
+        ..fill
+    }))
+}
+
 fn excess_leg_error(y: &LegResult, n: &LegResult) -> String {
     y.error
         .clone()
@@ -1258,7 +1516,7 @@ fn leg(r: &LegResult) -> Leg {
     Leg {
         order: r.order.clone(),
         status,
-        fills: r.fill.iter().cloned().collect(),
+        fills: r.parts.clone(),
     }
 }
 

@@ -83,6 +83,20 @@ pub enum TradeOutcome {
     Confirm,
     /// `RETRYING` then `FAILED`; the fill is taken back from the account.
     Fail,
+    /// The first `n` trades of every match confirm, the rest fail: one order
+    /// matched against several resting orders, partly undone on-chain.
+    FailAfterFirst(usize),
+}
+
+impl TradeOutcome {
+    /// Whether the `index`-th trade (0-based) of a match ends `FAILED`.
+    pub fn fails(self, index: usize) -> bool {
+        match self {
+            TradeOutcome::Confirm => false,
+            TradeOutcome::Fail => true,
+            TradeOutcome::FailAfterFirst(n) => index >= n,
+        }
+    }
 }
 
 /// The settlement knob: how trades end, and the wait between two statuses.
@@ -174,6 +188,8 @@ pub struct Account {
     /// Kalshi client order ids / Polymarket order hashes already used.
     pub used_ids: HashSet<String>,
     pub fills: Vec<SimFill>,
+    /// Good-till-date orders: when each stops resting (Unix seconds).
+    pub expiries: BTreeMap<String, u64>,
 }
 
 impl Default for Account {
@@ -183,6 +199,7 @@ impl Default for Account {
             positions: BTreeMap::new(),
             fees_paid: BTreeMap::new(),
             traded: BTreeMap::new(),
+            expiries: BTreeMap::new(),
             orders: Vec::new(),
             used_ids: HashSet::new(),
             fills: Vec::new(),
@@ -366,6 +383,46 @@ pub fn broadcast(st: &SimState, pair: usize, diff: BookDiff) {
     });
 }
 
+/// Cancels the good-till-date orders whose time has come (the venues do it
+/// themselves; the simulator does it whenever an order endpoint is used).
+pub fn expire_due(st: &mut SimState) {
+    let now_s = now_ms() / 1_000;
+    for venue in [Venue::Kalshi, Venue::Polymarket] {
+        let due: Vec<String> = st
+            .accounts
+            .account(venue)
+            .expiries
+            .iter()
+            .filter(|(_, until)| **until <= now_s)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let account = st.accounts.account_mut(venue);
+            account.expiries.remove(&id);
+            let Some(o) = account
+                .order_mut(&id)
+                .filter(|o| o.status == SimOrderStatus::Resting)
+            else {
+                continue;
+            };
+            o.status = SimOrderStatus::Canceled;
+            let o = o.clone();
+            if venue == Venue::Polymarket {
+                super::polymarket_user::push_order(st, &o, "CANCELLATION");
+            }
+            lift(st, &id);
+        }
+    }
+}
+
+/// Takes a cancelled order out of whichever book shows it, and says so on the feed.
+pub fn lift(st: &mut SimState, order_id: &str) {
+    for i in 0..st.markets.len() {
+        let diff = st.markets[i].unrest(order_id);
+        broadcast(st, i, diff);
+    }
+}
+
 /// Test and demo controls for the simulated accounts.
 impl SimHandle {
     /// Sets a venue account's cash, in dollars.
@@ -448,6 +505,11 @@ impl SimHandle {
     }
 
     /// The fills recorded on a venue, oldest first.
+    /// Every order a venue account received, oldest first, as it stands now.
+    pub fn orders(&self, venue: Venue) -> Vec<SimOrder> {
+        read(&self.state).accounts.account(venue).orders.clone()
+    }
+
     pub fn fills(&self, venue: Venue) -> Vec<SimFill> {
         read(&self.state).accounts.account(venue).fills.clone()
     }

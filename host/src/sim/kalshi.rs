@@ -1,7 +1,8 @@
 //! Simulated Kalshi: WebSocket v2 (`orderbook_delta` with snapshots, deltas,
 //! `seq`, heartbeats, error codes), the public market REST endpoints, and the
 //! signed portfolio endpoints: V2 order creation matched against the simulated
-//! book, cancel, order, balance, positions, fills — in the current fixed-point
+//! book (a good-till-canceled remainder rests in it), cancel one or a batch,
+//! order(s), balance, positions, fills — in the current fixed-point
 //! format (PROTOCOLS.md §1.2, §1.4–§1.6). Every fill of an order is pushed
 //! on each connection subscribed to the private `fill` channel.
 
@@ -23,10 +24,11 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::accounts::{
-    SimFill, SimOrder, SimOrderStatus, broadcast, now_ms, take, total, walk, write,
+    SimFill, SimOrder, SimOrderStatus, broadcast, expire_due, lift, now_ms, take, total, walk,
+    write,
 };
-use super::market::BookDiff;
-use super::{FeedEvent, KalshiAuth, PrivateEvent, Shared, fixed, read};
+use super::market::{BookDiff, QuoteBook, RestingQuote};
+use super::{FeedEvent, KalshiAuth, PrivateEvent, Shared, SimState, fixed, read};
 use crate::domain::{Level, OrderBook, Price, Side, Size, Venue};
 
 #[derive(Clone)]
@@ -41,6 +43,10 @@ pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
         .route("/trade-api/v2/markets/{ticker}", get(market))
         .route("/trade-api/v2/markets/{ticker}/orderbook", get(orderbook))
         .route("/trade-api/v2/portfolio/events/orders", post(create_order))
+        .route(
+            "/trade-api/v2/portfolio/events/orders/batched",
+            delete(cancel_batch),
+        )
         .route(
             "/trade-api/v2/portfolio/events/orders/{order_id}",
             delete(cancel_order),
@@ -412,6 +418,9 @@ struct CreateV2 {
     count: Size,
     price: Price,
     tif: Tif,
+    /// `expiration_time` (Unix seconds): a good-till-canceled order with one
+    /// is good till then.
+    expiration: Option<u64>,
 }
 
 /// Reads `CreateOrderV2Request` (§1.6) with the venue's validation: every
@@ -454,6 +463,13 @@ fn parse_create(body: &str) -> Result<CreateV2, String> {
         "taker_at_cross" | "maker" => {}
         _ => return Err("unknown self_trade_prevention_type".into()),
     }
+    let expiration = match v.get("expiration_time") {
+        None | Some(Value::Null) => None,
+        Some(e) => match e.as_u64() {
+            Some(e) if e > now_ms() / 1_000 => Some(e),
+            _ => return Err("expiration_time must be a future Unix time".into()),
+        },
+    };
     Ok(CreateV2 {
         ticker,
         client_order_id,
@@ -461,6 +477,7 @@ fn parse_create(body: &str) -> Result<CreateV2, String> {
         count,
         price,
         tif,
+        expiration,
     })
 }
 
@@ -520,6 +537,7 @@ async fn create_order(
     };
     let mut guard = write(&ctx.state);
     let st = &mut *guard;
+    expire_due(st);
     let Some(i) = st.pairs.iter().position(|p| p.kalshi_ticker == req.ticker) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -631,8 +649,25 @@ async fn create_order(
     } else {
         SimOrderStatus::Executed
     };
+    // What rests shows in the book: a YES bid, or (selling YES) a NO bid at 1 − price.
+    let rest = (status == SimOrderStatus::Resting).then(|| {
+        let (book, price) = match req.side {
+            BookSide::Bid => (QuoteBook::KalshiYes, req.price),
+            BookSide::Ask => (QuoteBook::KalshiNo, req.price.complement()),
+        };
+        RestingQuote {
+            order_id: order_id.clone(),
+            book,
+            side: Side::Bid,
+            price,
+            size: remaining,
+        }
+    });
     let account = &mut st.accounts.kalshi;
     account.used_ids.insert(req.client_order_id.clone());
+    if let (Some(until), SimOrderStatus::Resting) = (req.expiration, status) {
+        account.expiries.insert(order_id.clone(), until);
+    }
     account.orders.push(SimOrder {
         order_id: order_id.clone(),
         client_order_id: req.client_order_id.clone(),
@@ -647,6 +682,10 @@ async fn create_order(
         ts_ms,
     });
     broadcast(st, i, diff);
+    if let Some(q) = rest {
+        let shown = st.markets[i].rest(vec![q]);
+        broadcast(st, i, shown);
+    }
     for msg in pushed {
         let _ = st
             .private
@@ -723,7 +762,8 @@ async fn get_order(
     if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
         return r;
     }
-    let st = read(&ctx.state);
+    let mut st = write(&ctx.state);
+    expire_due(&mut st);
     match st
         .accounts
         .kalshi
@@ -748,7 +788,8 @@ async fn list_orders(
     }
     let ts = |k: &str| q.get(k).and_then(|s| s.parse::<u64>().ok());
     let (min_ts, max_ts) = (ts("min_ts"), ts("max_ts"));
-    let st = read(&ctx.state);
+    let mut st = write(&ctx.state);
+    expire_due(&mut st);
     let list: Vec<Value> = st
         .accounts
         .kalshi
@@ -834,19 +875,70 @@ async fn cancel_order(
         return r;
     }
     let mut st = write(&ctx.state);
-    let Some(o) = st.accounts.kalshi.order_mut(&order_id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "order not found");
+    expire_due(&mut st);
+    match cancel_resting(&mut st, &order_id) {
+        Ok(done) => axum::Json(done).into_response(),
+        Err(why) => error(StatusCode::NOT_FOUND, "not_found", why),
+    }
+}
+
+/// Cancels one resting order (out of the book too); its cancel answer (§1.6).
+fn cancel_resting(st: &mut SimState, order_id: &str) -> Result<Value, &'static str> {
+    let Some(o) = st.accounts.kalshi.order_mut(order_id) else {
+        return Err("order not found");
     };
     if o.status != SimOrderStatus::Resting {
-        return error(StatusCode::NOT_FOUND, "not_found", "order is not resting");
+        return Err("order is not resting");
     }
     o.status = SimOrderStatus::Canceled;
     let reduced = o.remaining();
-    axum::Json(
-        json!({"order_id": o.order_id, "client_order_id": o.client_order_id,
-        "reduced_by": fixed(reduced.value(), 2), "ts_ms": now_ms()}),
-    )
-    .into_response()
+    let done = json!({"order_id": o.order_id, "client_order_id": o.client_order_id,
+        "reduced_by": fixed(reduced.value(), 2), "ts_ms": now_ms()});
+    lift(st, order_id);
+    Ok(done)
+}
+
+/// `DELETE /portfolio/events/orders/batched` with `{"orders": [{"order_id": ...}]}`
+/// (or the deprecated `{"ids": [...]}`): one answer per order under `orders`,
+/// a refused one carrying `error` (§1.5 names the endpoint; the body is the
+/// documented batch-cancel one).
+async fn cancel_batch(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: String,
+) -> Response {
+    if let Some(r) = refused(&ctx, &headers, "DELETE", &uri) {
+        return r;
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let from_orders = v.get("orders").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|o| o.get("order_id").and_then(Value::as_str).map(String::from))
+            .collect::<Vec<_>>()
+    });
+    let from_ids = v.get("ids").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|o| o.as_str().map(String::from))
+            .collect::<Vec<_>>()
+    });
+    let Some(ids) = from_orders.or(from_ids).filter(|ids| !ids.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameters",
+            "orders is required",
+        );
+    };
+    let mut st = write(&ctx.state);
+    expire_due(&mut st);
+    let answers: Vec<Value> = ids
+        .iter()
+        .map(|id| match cancel_resting(&mut st, id) {
+            Ok(done) => done,
+            Err(why) => json!({"order_id": id, "error": {"code": "not_found", "message": why}}),
+        })
+        .collect();
+    axum::Json(json!({ "orders": answers })).into_response()
 }
 
 async fn balance(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {

@@ -107,6 +107,57 @@ fn diff_book(old: &OrderBook, new: &OrderBook) -> Vec<LevelDiff> {
     out
 }
 
+/// Which of a pair's four books a resting order shows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteBook {
+    KalshiYes,
+    KalshiNo,
+    PolyYes,
+    PolyNo,
+}
+
+/// One level's worth of a resting (GTC/GTD) order: shown in the book until
+/// cancelled, through every rebuild. The simulator has no flow that would
+/// fill it (takers that reach it take the level, not the order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestingQuote {
+    pub order_id: String,
+    pub book: QuoteBook,
+    pub side: Side,
+    pub price: Price,
+    pub size: Size,
+}
+
+fn book_of(b: &mut VenueBooks, which: QuoteBook) -> &mut OrderBook {
+    match which {
+        QuoteBook::KalshiYes => &mut b.kalshi_yes,
+        QuoteBook::KalshiNo => &mut b.kalshi_no,
+        QuoteBook::PolyYes => &mut b.poly_yes,
+        QuoteBook::PolyNo => &mut b.poly_no,
+    }
+}
+
+/// Adds (or removes) quotes' sizes at their levels.
+fn overlay(b: &mut VenueBooks, quotes: &[RestingQuote], add: bool) {
+    for q in quotes {
+        let book = book_of(b, q.book);
+        let levels: Vec<Level> = match q.side {
+            Side::Bid => book.bids().collect(),
+            Side::Ask => book.asks().collect(),
+        };
+        let had = levels
+            .iter()
+            .find(|l| l.price == q.price)
+            .map_or(Size::ZERO, |l| l.size);
+        let now = if add {
+            had + q.size
+        } else {
+            had.checked_sub(q.size).unwrap_or(Size::ZERO)
+        };
+        book.set_level(q.side, q.price, now);
+    }
+}
+
 pub struct SimMarket {
     /// Fair probability of YES, in ticks (1..99).
     fair_ticks: i64,
@@ -118,6 +169,8 @@ pub struct SimMarket {
     /// Polymarket's tick for both tokens (what `tick_size_change` announces).
     pub polymarket_tick: Decimal,
     books: VenueBooks,
+    /// Resting orders, laid over every rebuilt book.
+    resting: Vec<RestingQuote>,
 }
 
 fn price(ticks: i64) -> Option<Price> {
@@ -133,7 +186,38 @@ impl SimMarket {
             polymarket_tick: Decimal::new(1, 2),
             max_level_size: None,
             books: VenueBooks::default(),
+            resting: Vec::new(),
         }
+    }
+
+    /// Shows a resting order's quotes in the book; returns the change to broadcast.
+    pub fn rest(&mut self, quotes: Vec<RestingQuote>) -> BookDiff {
+        let mut next = self.books.clone();
+        overlay(&mut next, &quotes, true);
+        self.resting.extend(quotes);
+        self.diff_to(next)
+    }
+
+    /// Takes a cancelled order's quotes out of the book; returns the change.
+    pub fn unrest(&mut self, order_id: &str) -> BookDiff {
+        let (gone, kept) = std::mem::take(&mut self.resting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|q| q.order_id == order_id);
+        self.resting = kept;
+        let mut next = self.books.clone();
+        overlay(&mut next, &gone, false);
+        self.diff_to(next)
+    }
+
+    fn diff_to(&mut self, next: VenueBooks) -> BookDiff {
+        let diff = BookDiff {
+            kalshi_yes: diff_book(&self.books.kalshi_yes, &next.kalshi_yes),
+            kalshi_no: diff_book(&self.books.kalshi_no, &next.kalshi_no),
+            poly_yes: diff_book(&self.books.poly_yes, &next.poly_yes),
+            poly_no: diff_book(&self.books.poly_no, &next.poly_no),
+        };
+        self.books = next;
+        diff
     }
 
     pub fn books(&self) -> &VenueBooks {
@@ -148,15 +232,9 @@ impl SimMarket {
 
     /// Puts `next` in place of the books (tests script exact liquidity this
     /// way) and returns the change to broadcast.
-    pub fn replace_books(&mut self, next: VenueBooks) -> BookDiff {
-        let diff = BookDiff {
-            kalshi_yes: diff_book(&self.books.kalshi_yes, &next.kalshi_yes),
-            kalshi_no: diff_book(&self.books.kalshi_no, &next.kalshi_no),
-            poly_yes: diff_book(&self.books.poly_yes, &next.poly_yes),
-            poly_no: diff_book(&self.books.poly_no, &next.poly_no),
-        };
-        self.books = next;
-        diff
+    pub fn replace_books(&mut self, mut next: VenueBooks) -> BookDiff {
+        overlay(&mut next, &self.resting, true);
+        self.diff_to(next)
     }
 
     pub fn fair(&self) -> Decimal {
@@ -220,14 +298,8 @@ impl SimMarket {
         if let Some(w) = self.window {
             apply_window(&mut next, f, &w);
         }
-        let diff = BookDiff {
-            kalshi_yes: diff_book(&self.books.kalshi_yes, &next.kalshi_yes),
-            kalshi_no: diff_book(&self.books.kalshi_no, &next.kalshi_no),
-            poly_yes: diff_book(&self.books.poly_yes, &next.poly_yes),
-            poly_no: diff_book(&self.books.poly_no, &next.poly_no),
-        };
-        self.books = next;
-        diff
+        overlay(&mut next, &self.resting, true);
+        self.diff_to(next)
     }
 }
 
@@ -369,6 +441,36 @@ mod tests {
             }
             assert_eq!(&replica, m.books());
         }
+    }
+
+    #[test]
+    fn a_resting_order_stays_in_the_book_through_rebuilds_until_lifted() {
+        let mut m = SimMarket::new(50);
+        m.rebuild(&[100; 12], 0);
+        let bid = Price::new(Decimal::new(5, 2)).unwrap();
+        let d = m.rest(vec![RestingQuote {
+            order_id: "o1".into(),
+            book: QuoteBook::KalshiYes,
+            side: Side::Bid,
+            price: bid,
+            size: Size::whole(7),
+        }]);
+        assert_eq!(d.kalshi_yes.len(), 1);
+        let at = |m: &SimMarket| {
+            m.books()
+                .kalshi_yes
+                .bids()
+                .find(|l| l.price == bid)
+                .map(|l| l.size)
+        };
+        assert_eq!(at(&m), Some(Size::whole(7)));
+        m.rebuild(&[90; 12], 1);
+        assert_eq!(at(&m), Some(Size::whole(7)), "kept through a rebuild");
+        let d = m.unrest("o1");
+        assert_eq!(d.kalshi_yes[0].new_size, Size::ZERO);
+        assert_eq!(at(&m), None);
+        m.rebuild(&[90; 12], 2);
+        assert_eq!(at(&m), None, "gone for good");
     }
 
     #[test]

@@ -300,7 +300,15 @@ async fn drive(
                     thin.insert(i, now_ms + e.duration_ms.unwrap_or(1_000));
                 }
                 (EventKind::FailTrades, _) => {
-                    st.accounts.polymarket_settlement.outcome = accounts::TradeOutcome::Fail;
+                    // `size`: trades of each match that still confirm (none by default).
+                    st.accounts.polymarket_settlement.outcome = match e
+                        .size
+                        .and_then(|n| rust_decimal::prelude::ToPrimitive::to_usize(&n))
+                        .filter(|n| *n > 0)
+                    {
+                        Some(n) => accounts::TradeOutcome::FailAfterFirst(n),
+                        None => accounts::TradeOutcome::Fail,
+                    };
                     failing_until = Some(now_ms + e.duration_ms.unwrap_or(1_000));
                 }
                 (EventKind::Gap, _) => {

@@ -2,8 +2,10 @@
 //! `price_change`, text PING/PONG) and `GET /book` with the server's book hash
 //! (PROTOCOLS.md §2.3, §2.4, §3.5); the L2-authenticated trading endpoints;
 //! API-key creation and derivation over L1 auth, `/version`, and the compact
-//! market info `GET /clob-markets/{condition_id}` (§2.1, §2.2, §2.5). The user
-//! channel and trade settlement live in `polymarket_user`.
+//! market info `GET /clob-markets/{condition_id}` (§2.1, §2.2, §2.5). GTC/GTD
+//! orders rest in the book until cancelled (`DELETE /order`, `/orders`,
+//! `/cancel-all`, §2.6). The user channel and trade settlement live in
+//! `polymarket_user`.
 
 use std::collections::BTreeSet;
 
@@ -12,7 +14,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
@@ -25,6 +27,8 @@ pub fn router(state: Shared) -> Router {
         .route("/ws/market", get(ws))
         .route("/book", get(book))
         .route("/order", post(post_order).delete(cancel_order))
+        .route("/orders", delete(cancel_orders))
+        .route("/cancel-all", delete(cancel_all))
         .route("/data/orders", get(open_orders))
         .route("/data/order/{id}", get(super::polymarket_user::order))
         .route("/data/trades", get(super::polymarket_user::trades))
@@ -263,17 +267,17 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::accounts::{
-    SimFill, SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, broadcast, now_ms, take, total,
-    walk, write,
+    SimFill, SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, broadcast, expire_due, lift,
+    now_ms, take, total, walk, write,
 };
-use super::market::BookDiff;
+use super::market::{BookDiff, QuoteBook, RestingQuote};
 use super::polymarket_user;
 use crate::domain::{Price, Size, TokenId};
 use crate::venues::polymarket::ApiCreds;
 use crate::venues::polymarket::auth::verify_l2;
 use crate::venues::polymarket::orders::{
-    CTF_EXCHANGE_V2, ExchangeDomain, ExchangeOrder, ExchangeVersion, OrderSide, POLYGON,
-    SignatureType,
+    CTF_EXCHANGE_V2, ExchangeDomain, ExchangeOrder, ExchangeVersion, GTD_THRESHOLD_S, OrderSide,
+    POLYGON, SignatureType,
 };
 
 /// The killed-FOK and unmatched-FAK texts, verbatim from live captures (§2.6).
@@ -469,6 +473,10 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
         return reject(StatusCode::BAD_REQUEST, "invalid amounts");
     }
     let marketable = matches!(order_type, "FOK" | "FAK");
+    // A GTD must outlive the venue's one-minute security threshold (§2.6).
+    if order_type == "GTD" && o.expiration <= now_ms() / 1_000 + GTD_THRESHOLD_S {
+        return reject(StatusCode::BAD_REQUEST, "invalid expiration");
+    }
     // Server-side precision of marketable BUYs: dollars ≤ 2 dp, shares ≤ 4 dp (§2.6).
     if marketable
         && o.side == OrderSide::Buy
@@ -496,6 +504,7 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
 
     let mut guard = write(&state);
     let st = &mut *guard;
+    expire_due(st);
     let Some((i, is_yes)) = st.pairs.iter().enumerate().find_map(|(i, p)| {
         if p.yes_token == token {
             Some((i, true))
@@ -633,6 +642,11 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
     let rests = order_type != "FOK" && order_type != "FAK" && filled < shares;
     let account = &mut st.accounts.polymarket;
     account.used_ids.insert(order_id.clone());
+    if rests && order_type == "GTD" {
+        account
+            .expiries
+            .insert(order_id.clone(), o.expiration - GTD_THRESHOLD_S);
+    }
     account.orders.push(SimOrder {
         order_id: order_id.clone(),
         client_order_id: String::new(),
@@ -651,6 +665,27 @@ async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: Strin
         ts_ms,
     });
     broadcast(st, i, diff);
+    if rests {
+        // What rests shows in the token's book and, mirrored, in the other's (§2.3).
+        let left = shares.checked_sub(filled).unwrap_or(Size::ZERO);
+        let (own, other) = if is_yes {
+            (QuoteBook::PolyYes, QuoteBook::PolyNo)
+        } else {
+            (QuoteBook::PolyNo, QuoteBook::PolyYes)
+        };
+        let quote = |book, side, price| RestingQuote {
+            order_id: order_id.clone(),
+            book,
+            side,
+            price,
+            size: left,
+        };
+        let shown = st.markets[i].rest(vec![
+            quote(own, mirror_side, limit),
+            quote(other, taken_side, limit.complement()),
+        ]);
+        broadcast(st, i, shown);
+    }
     // The user channel: the order, then its trades as MATCHED; the chain
     // settles them afterwards.
     if let Some(placed) = st.accounts.polymarket.orders.last().cloned() {
@@ -696,27 +731,74 @@ async fn cancel_order(State(state): State<Shared>, headers: HeaderMap, body: Str
         return reject(StatusCode::BAD_REQUEST, "Invalid order payload: orderID");
     };
     let mut st = write(&state);
-    let (canceled, not_canceled) = match st.accounts.polymarket.order_mut(&id) {
-        Some(o) if o.status == SimOrderStatus::Resting => {
-            o.status = SimOrderStatus::Canceled;
-            let o = o.clone();
-            polymarket_user::push_order(&st, &o, "CANCELLATION");
-            (vec![id], json!({}))
+    cancelled(&mut st, &[id])
+}
+
+/// Cancels each of `ids` that rests (out of the book, a CANCELLATION on the
+/// user channel); the venue's answer `{"canceled": [...], "not_canceled": {id: reason}}`.
+fn cancelled(st: &mut SimState, ids: &[String]) -> Response {
+    expire_due(st);
+    let mut canceled = Vec::new();
+    let mut not_canceled = serde_json::Map::new();
+    for id in ids {
+        match st.accounts.polymarket.order_mut(id) {
+            Some(o) if o.status == SimOrderStatus::Resting => {
+                o.status = SimOrderStatus::Canceled;
+                let o = o.clone();
+                polymarket_user::push_order(st, &o, "CANCELLATION");
+                lift(st, id);
+                canceled.push(id.clone());
+            }
+            Some(_) => {
+                not_canceled.insert(
+                    id.clone(),
+                    json!("order can't be canceled: already matched or canceled"),
+                );
+            }
+            None => {
+                not_canceled.insert(id.clone(), json!("Order not found"));
+            }
         }
-        Some(_) => (
-            vec![],
-            json!({ id: "order can't be canceled: already matched or canceled" }),
-        ),
-        None => (vec![], json!({ id: "Order not found" })),
-    };
+    }
     axum::Json(json!({"canceled": canceled, "not_canceled": not_canceled})).into_response()
+}
+
+/// `DELETE /orders` with a JSON array of order ids (§2.6).
+async fn cancel_orders(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    if let Err(r) = authorize(&state, &headers, "DELETE", "/orders", &body) {
+        return r.into_response();
+    }
+    let Ok(ids) = serde_json::from_str::<Vec<String>>(&body) else {
+        return reject(StatusCode::BAD_REQUEST, "Invalid order payload");
+    };
+    let mut st = write(&state);
+    cancelled(&mut st, &ids)
+}
+
+/// `DELETE /cancel-all`: every resting order of the account (§2.6).
+async fn cancel_all(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers, "DELETE", "/cancel-all", "") {
+        return r.into_response();
+    }
+    let mut st = write(&state);
+    expire_due(&mut st);
+    let ids: Vec<String> = st
+        .accounts
+        .polymarket
+        .orders
+        .iter()
+        .filter(|o| o.status == SimOrderStatus::Resting)
+        .map(|o| o.order_id.clone())
+        .collect();
+    cancelled(&mut st, &ids)
 }
 
 async fn open_orders(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&state, &headers, "GET", "/data/orders", "") {
         return r.into_response();
     }
-    let st = read(&state);
+    let mut st = write(&state);
+    expire_due(&mut st);
     let owner = st
         .accounts
         .polymarket_creds

@@ -16,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
-use super::accounts::{
-    SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, TradeOutcome, now_ms, write,
-};
+use super::accounts::{SimOrder, SimOrderStatus, SimTrade, SimTradeStatus, now_ms, write};
 use super::{PrivateEvent, Shared, SimState, read};
 
 /// The venue's own number format ("0.5", "200").
@@ -118,27 +116,39 @@ pub fn matched(st: &mut SimState, trades: Vec<SimTrade>) {
     }
 }
 
-/// Moves the trades through the chain: `MINED`, then `CONFIRMED` — or
-/// `RETRYING` then `FAILED`, taking each fill back from the account.
+/// Moves the trades of one match through the chain: `MINED`, then
+/// `CONFIRMED` — or `RETRYING` then `FAILED` for the trades the settlement
+/// knob fails, each failed fill taken back from the account.
 pub async fn settle(state: Shared, trade_ids: Vec<String>) {
     if trade_ids.is_empty() {
         return;
     }
+    const CONFIRM: &[SimTradeStatus] = &[SimTradeStatus::Mined, SimTradeStatus::Confirmed];
+    const FAIL: &[SimTradeStatus] = &[
+        SimTradeStatus::Mined,
+        SimTradeStatus::Retrying,
+        SimTradeStatus::Failed,
+    ];
     let settlement = read(&state).accounts.polymarket_settlement;
-    let steps: &[SimTradeStatus] = match settlement.outcome {
-        TradeOutcome::Confirm => &[SimTradeStatus::Mined, SimTradeStatus::Confirmed],
-        TradeOutcome::Fail => &[
-            SimTradeStatus::Mined,
-            SimTradeStatus::Retrying,
-            SimTradeStatus::Failed,
-        ],
-    };
-    for &status in steps {
+    let paths: Vec<&[SimTradeStatus]> = (0..trade_ids.len())
+        .map(|i| {
+            if settlement.outcome.fails(i) {
+                FAIL
+            } else {
+                CONFIRM
+            }
+        })
+        .collect();
+    let steps = paths.iter().map(|p| p.len()).max().unwrap_or(0);
+    for step in 0..steps {
         tokio::time::sleep(settlement.step).await;
         let mut guard = write(&state);
         let st = &mut *guard;
         let now_s = now_ms() / 1_000;
-        for id in &trade_ids {
+        for (id, path) in trade_ids.iter().zip(&paths) {
+            let Some(&status) = path.get(step) else {
+                continue;
+            };
             let Some(i) = st
                 .accounts
                 .polymarket_trades
@@ -158,7 +168,7 @@ pub async fn settle(state: Shared, trade_ids: Vec<String>) {
             }
             let t = t.clone();
             if status == SimTradeStatus::Failed {
-                // The leg did not happen: cash, shares and fee go back.
+                // The trade did not happen: cash, shares and fee go back.
                 let a = &mut st.accounts.polymarket;
                 a.cash -= t.cash_delta - t.fee;
                 *a.positions.entry(t.asset_id.clone()).or_default() -= t.position_delta;

@@ -10,7 +10,8 @@
 //! kind = "arb_window"      # arb_window | gap | disconnect | malformed | stale | thin | fail_trades
 //! direction = "kalshi_yes" # arb_window: kalshi_yes | polymarket_yes
 //! edge = "0.04"            # arb_window: 1 − (YES + NO)
-//! size = "50"              # arb_window: contracts at that price; thin: cap per level
+//! size = "50"              # arb_window: contracts at that price; thin: cap per level;
+//!                          # fail_trades: trades of each match that still confirm (default 0)
 //! duration_ms = 1500       # arb_window, stale, thin, fail_trades
 //! venue = "kalshi"         # gap, disconnect, malformed, stale
 //! ```
@@ -37,7 +38,9 @@ pub enum EventKind {
     /// Cap every level's size for a while.
     Thin,
     /// Polymarket trades matched for a while end `FAILED` on the chain
-    /// (§2.4): the order answer says matched, the leg did not happen.
+    /// (§2.4): the order answer says matched, the leg did not happen. With
+    /// `size = n` the first n trades of each match still confirm: an order
+    /// that took several resting orders is only partly undone.
     FailTrades,
     /// Polymarket changes the pair's tick to `size` (e.g. 0.001 near the
     /// edges, §2.4) and says so with `tick_size_change` on both tokens.

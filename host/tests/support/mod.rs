@@ -270,3 +270,15 @@ pub fn arb_opportunity(entry: &PairEntry) -> doubletime::domain::events::Arbitra
         ),
     }
 }
+
+/// The simulated Polymarket account's wallet key (a well-known test key).
+pub const WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// L2 credentials the simulated CLOB is told to accept.
+pub fn creds() -> doubletime::venues::polymarket::ApiCreds {
+    doubletime::venues::polymarket::ApiCreds::new(
+        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
+        doubletime::config::Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
+        doubletime::config::Secret::new("pp"),
+    )
+}

@@ -778,6 +778,9 @@ pub struct CreateOrderV2Request {
     pub price: String,
     pub time_in_force: WireTimeInForce,
     pub self_trade_prevention_type: SelfTradePrevention,
+    /// Unix seconds; a good-till-canceled order with one is good till then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_time: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_only: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -81,10 +81,14 @@ pub fn format_count(size: Size) -> Option<String> {
     Some(v.to_string())
 }
 
-fn time_in_force(tif: TimeInForce) -> WireTimeInForce {
+/// The wire time in force, and `expiration_time` (Unix seconds): Kalshi has
+/// no GTD of its own, a good-till-canceled order with an expiration is one (§1.6).
+fn time_in_force(tif: TimeInForce) -> (WireTimeInForce, Option<u64>) {
     match tif {
-        TimeInForce::FillOrKill => WireTimeInForce::FillOrKill,
-        TimeInForce::ImmediateOrCancel => WireTimeInForce::ImmediateOrCancel,
+        TimeInForce::FillOrKill => (WireTimeInForce::FillOrKill, None),
+        TimeInForce::ImmediateOrCancel => (WireTimeInForce::ImmediateOrCancel, None),
+        TimeInForce::GoodTillCancelled => (WireTimeInForce::GoodTillCanceled, None),
+        TimeInForce::GoodTillDate { until } => (WireTimeInForce::GoodTillCanceled, Some(until)),
     }
 }
 
@@ -115,13 +119,15 @@ pub fn create_order_request(
         size: order.size,
     })?;
     let (side, price) = yes_leg_quote(order.action, order.outcome, order.limit);
+    let (time_in_force, expiration_time) = time_in_force(order.time_in_force);
     Ok(CreateOrderV2Request {
         ticker: ticker.to_string(),
         client_order_id: id.clone(),
         side,
         count,
         price: format_price(price),
-        time_in_force: time_in_force(order.time_in_force),
+        time_in_force,
+        expiration_time,
         // Required by V2; "taker_at_cross" is Kalshi's own example value.
         self_trade_prevention_type: SelfTradePrevention::TakerAtCross,
         post_only: None,
@@ -332,6 +338,38 @@ mod tests {
         assert_eq!(b["count"], "1.00");
         assert_eq!(b["time_in_force"], "fill_or_kill");
         assert_eq!(b["self_trade_prevention_type"], "taker_at_cross");
+    }
+
+    #[test]
+    fn resting_orders_are_good_till_canceled_and_gtd_carries_its_expiration() {
+        // The quick-start example itself is a GTC buy of 1 YES at 1 cent (§1.6).
+        let gtc = order(
+            Action::Buy,
+            Outcome::Yes,
+            "0.01",
+            "1",
+            TimeInForce::GoodTillCancelled,
+        );
+        let b = body(&create_order_request(&gtc, "T", None).unwrap());
+        assert_eq!(b["time_in_force"], "good_till_canceled");
+        assert!(b.get("expiration_time").is_none(), "{b}");
+        let gtd = order(
+            Action::Buy,
+            Outcome::No,
+            "0.03",
+            "2",
+            TimeInForce::GoodTillDate {
+                until: 1_790_000_000,
+            },
+        );
+        let b = body(&create_order_request(&gtd, "T", None).unwrap());
+        assert_eq!(b["time_in_force"], "good_till_canceled");
+        assert_eq!(b["expiration_time"], 1_790_000_000u64);
+        // Buying NO at 0.03 is selling YES at 0.97.
+        assert_eq!(
+            (b["side"].as_str(), b["price"].as_str()),
+            (Some("ask"), Some("0.9700"))
+        );
     }
 
     #[test]

@@ -77,6 +77,13 @@ pub struct KalshiCancel {
     pub reduced_by: Option<Size>,
 }
 
+/// One order's answer in a batch cancel: `error` when it was not cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchCancelled {
+    pub order_id: String,
+    pub error: Option<String>,
+}
+
 /// Filters of `GET /portfolio/orders`; `None`s are left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderQuery {
@@ -408,6 +415,62 @@ impl KalshiRest {
                 .to_string(),
             reduced_by,
         })
+    }
+
+    /// Every order of ours resting on the book (`GET /portfolio/orders?status=resting`).
+    pub async fn resting_orders(&self) -> Result<Vec<WireOrder>, KalshiError> {
+        let q = OrderQuery {
+            status: Some("resting".into()),
+            ..Default::default()
+        };
+        self.orders(&q).await
+    }
+
+    /// Cancels `order_ids` in one request (`DELETE /portfolio/events/orders/batched`,
+    /// billed per item, §1.5/§1.7); the answer per order. §1.5 names the
+    /// endpoint but not its body: this sends the documented batch-cancel body
+    /// `{"orders": [{"order_id": ...}]}` (the older `ids` form is deprecated)
+    /// and reads the per-order results under `orders` defensively.
+    pub async fn cancel_batch(
+        &self,
+        order_ids: &[String],
+    ) -> Result<Vec<BatchCancelled>, KalshiError> {
+        let orders: Vec<Value> = order_ids
+            .iter()
+            .map(|id| serde_json::json!({ "order_id": id }))
+            .collect();
+        let body = serde_json::json!({ "orders": orders }).to_string();
+        let (status, _, text) = self
+            .send(
+                Method::DELETE,
+                "/portfolio/events/orders/batched",
+                "",
+                Some(body),
+                Retry::Idempotent,
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(KalshiError::from_http(status, None, &text));
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| unreadable(status, e))?;
+        let items = v
+            .get("orders")
+            .and_then(Value::as_array)
+            .ok_or_else(|| unreadable(status, "no orders in the batch-cancel answer"))?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let order_id = item.get("order_id").and_then(Value::as_str)?.to_string();
+                let error = item.get("error").filter(|e| !e.is_null()).map(|e| {
+                    e.get("message")
+                        .or_else(|| e.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("refused")
+                        .to_string()
+                });
+                Some(BatchCancelled { order_id, error })
+            })
+            .collect())
     }
 
     async fn get(&self, path: &str, query: &str) -> Result<(u16, String), KalshiError> {

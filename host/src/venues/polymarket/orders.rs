@@ -232,6 +232,8 @@ impl From<TimeInForce> for OrderType {
         match t {
             TimeInForce::FillOrKill => OrderType::Fok,
             TimeInForce::ImmediateOrCancel => OrderType::Fak,
+            TimeInForce::GoodTillCancelled => OrderType::Gtc,
+            TimeInForce::GoodTillDate { .. } => OrderType::Gtd,
         }
     }
 }
@@ -521,6 +523,9 @@ pub fn order_amounts(
     }
 }
 
+/// Polymarket's GTD security threshold: an order lives until `expiration − 60 s` (§2.6).
+pub const GTD_THRESHOLD_S: u64 = 60;
+
 /// What to trade, in the venue's terms but before amounts and signing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderArgs {
@@ -548,7 +553,12 @@ impl OrderArgs {
             size: order.size,
             order_type: order.time_in_force.into(),
             tick,
-            expiration: 0,
+            expiration: match order.time_in_force {
+                // The venue cancels a GTD a minute before its `expiration`
+                // (its security threshold, §2.6): ask for a minute more.
+                TimeInForce::GoodTillDate { until } => until.saturating_add(GTD_THRESHOLD_S),
+                _ => 0,
+            },
         }
     }
 }
@@ -1213,6 +1223,51 @@ mod tests {
             "{json}"
         );
         assert!(json.contains(r#""orderType":"FOK""#));
+    }
+
+    #[test]
+    fn resting_orders_use_limit_amounts_and_gtd_asks_for_the_threshold_minute() {
+        let s = test_signer();
+        let order = |tif| Order {
+            client_order_id: "by-hand".into(),
+            venue: Venue::Polymarket,
+            pair: PairId("p".into()),
+            outcome: crate::domain::Outcome::Yes,
+            action: Action::Buy,
+            limit: Price::parse("0.02").unwrap(),
+            size: Size::whole(10),
+            time_in_force: tif,
+        };
+        let d = ExchangeDomain::for_market(ExchangeVersion::V2, POLYGON, false).unwrap();
+        let token = TokenId::new("1234").unwrap();
+        let gtc = OrderArgs::from_domain(
+            &order(TimeInForce::GoodTillCancelled),
+            token.clone(),
+            tick("0.01"),
+        );
+        assert_eq!((gtc.order_type, gtc.expiration), (OrderType::Gtc, 0));
+        let until = 1_790_000_000;
+        let gtd = OrderArgs::from_domain(
+            &order(TimeInForce::GoodTillDate { until }),
+            token,
+            tick("0.01"),
+        );
+        assert_eq!(gtd.order_type, OrderType::Gtd);
+        // The venue drops a GTD a minute before `expiration` (§2.6).
+        assert_eq!(gtd.expiration, until + 60);
+        let o = OrderBuilder::eoa(s.address())
+            .with_salts(|| 7)
+            .build(&gtd, 1_710_000_000_000)
+            .unwrap();
+        assert_eq!((o.maker_amount, o.taker_amount), (200_000, 10_000_000));
+        let json = o
+            .sign(&s, &d)
+            .unwrap()
+            .post_body("owner", gtd.order_type, false)
+            .unwrap()
+            .to_json();
+        assert!(json.contains(r#""orderType":"GTD""#), "{json}");
+        assert!(json.contains(r#""expiration":"1790000060""#), "{json}");
     }
 
     #[test]

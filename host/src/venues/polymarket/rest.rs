@@ -562,6 +562,26 @@ impl PolymarketRest {
         serde_json::from_str(&text).map_err(|e| unreadable(status, e))
     }
 
+    /// Cancels every open order of the account (`DELETE /cancel-all`, §2.6).
+    pub async fn cancel_all(&self) -> Result<CancelResponse, PolymarketError> {
+        let (status, text) = self
+            .call(Method::DELETE, "/cancel-all", "", None, true)
+            .await?;
+        serde_json::from_str(&text).map_err(|e| unreadable(status, e))
+    }
+
+    /// Cancels `order_ids` in one request (`DELETE /orders` with a JSON array, §2.6).
+    pub async fn cancel_orders(
+        &self,
+        order_ids: &[String],
+    ) -> Result<CancelResponse, PolymarketError> {
+        let body = serde_json::to_string(order_ids).map_err(invalid)?;
+        let (status, text) = self
+            .call(Method::DELETE, "/orders", "", Some(body), true)
+            .await?;
+        serde_json::from_str(&text).map_err(|e| unreadable(status, e))
+    }
+
     /// Every resting order (`GET /data/orders`, following `next_cursor`).
     pub async fn open_orders(&self) -> Result<Vec<OpenOrder>, PolymarketError> {
         #[derive(Deserialize)]
