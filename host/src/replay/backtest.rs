@@ -466,3 +466,62 @@ fn trade_line(r: &TradeRecord) -> TradeLine {
         pnl: r.pnl,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Price {
+        Price::parse(s).unwrap()
+    }
+
+    /// A Polymarket YES ask at 0.40 and a Kalshi NO bid at 0.55.
+    fn recorded(ask: u64, bid: u64) -> VenueBooks {
+        let mut b = VenueBooks::default();
+        b.poly_yes.set_level(Side::Ask, p("0.40"), Size::whole(ask));
+        b.poly_yes.set_level(Side::Ask, p("0.41"), Size::whole(100));
+        b.kalshi_no
+            .set_level(Side::Bid, p("0.55"), Size::whole(bid));
+        b
+    }
+
+    #[test]
+    fn liquidity_a_fill_took_stays_taken_until_the_recording_changes_the_level() {
+        let mut taken = Taken::default();
+        let rec = recorded(50, 80);
+        let before = taken.apply(&rec);
+        assert_eq!(before, rec, "nothing taken yet");
+        // A trade takes 30 at the ask and all 80 of the bid.
+        let mut after = before.clone();
+        after
+            .poly_yes
+            .set_level(Side::Ask, p("0.40"), Size::whole(20));
+        after.kalshi_no.set_level(Side::Bid, p("0.55"), Size::ZERO);
+        taken.note(&rec, &before, &after);
+
+        // The next message leaves both levels as recorded: still taken.
+        let next = taken.apply(&rec);
+        assert_eq!(level(&next.poly_yes, Side::Ask, p("0.40")), Size::whole(20));
+        assert_eq!(level(&next.kalshi_no, Side::Bid, p("0.55")), Size::ZERO);
+        assert_eq!(
+            level(&next.poly_yes, Side::Ask, p("0.41")),
+            Size::whole(100)
+        );
+
+        // A second trade takes 5 more of the ask: 35 taken of the recorded 50.
+        let mut again = next.clone();
+        again
+            .poly_yes
+            .set_level(Side::Ask, p("0.40"), Size::whole(15));
+        taken.note(&rec, &next, &again);
+        let next = taken.apply(&rec);
+        assert_eq!(level(&next.poly_yes, Side::Ask, p("0.40")), Size::whole(15));
+
+        // The venue reports a new size for the ask: that is where it stands.
+        let moved = recorded(70, 80);
+        let next = taken.apply(&moved);
+        assert_eq!(level(&next.poly_yes, Side::Ask, p("0.40")), Size::whole(70));
+        assert_eq!(level(&next.kalshi_no, Side::Bid, p("0.55")), Size::ZERO);
+        assert_eq!(taken.0.len(), 1, "the changed level is forgotten");
+    }
+}
