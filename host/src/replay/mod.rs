@@ -85,9 +85,6 @@ pub struct ReplayOptions {
     pub speed: Speed,
 }
 
-/// Resident memory is sampled every this many lines.
-const RSS_EVERY_LINES: u64 = 10_000;
-
 /// Replays `opts.file` against the configured pairs and the plugins in
 /// `opts.plugins_dir`. Blocking: it runs its own tokio runtime (the
 /// simulators and the executors), so call it outside one.
@@ -153,20 +150,15 @@ async fn run(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRepo
 
     let mut by_pair: std::collections::BTreeMap<PairId, (u64, Option<Usd>)> =
         pairs.iter().map(|p| (p.id.clone(), (0, None))).collect();
-    let mut memory = MemoryResult {
-        every_lines: RSS_EVERY_LINES,
-        ..MemoryResult::default()
-    };
-    sample_rss(&mut memory);
+    let mut memory = MemoryResult::default();
+    memory.sample(false);
     let (mut lines, mut bad_lines) = (0u64, 0u64);
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     let mut changed = Vec::new();
     let started = Instant::now();
     for line in std::io::BufReader::new(file).lines() {
         lines += 1;
-        if lines % RSS_EVERY_LINES == 0 {
-            sample_rss(&mut memory);
-        }
+        memory.line(lines);
         let line = match line {
             Ok(l) => l,
             Err(e) => {
@@ -220,7 +212,7 @@ async fn run(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRepo
             lane.trade(&books).await?;
         }
     }
-    sample_rss(&mut memory);
+    memory.sample(false);
 
     let mut backtests = std::collections::HashMap::new();
     for lane in &lanes {
@@ -277,21 +269,6 @@ async fn run(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRepo
     };
     strategy.shutdown();
     Ok(report)
-}
-
-/// VmRSS now, KiB (Linux).
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn sample_rss(m: &mut MemoryResult) {
-    let Some(kib) = rss_kib() else { return };
-    m.samples += 1;
-    m.first_kib.get_or_insert(kib);
-    m.last_kib = Some(kib);
-    m.peak_kib = Some(m.peak_kib.map_or(kib, |p| p.max(kib)));
 }
 
 /// Every plugin in the folder; one that does not load is named and skipped.

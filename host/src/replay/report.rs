@@ -29,16 +29,63 @@ pub struct ReplayReport {
     pub memory: MemoryResult,
 }
 
-/// Resident set size (VmRSS, KiB) sampled every `every_lines` lines: once
-/// the plugins are loaded (`first_kib`), along the way (`peak_kib`) and at
-/// the end (`last_kib`). `None` off Linux.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Resident set size (VmRSS, KiB): once the plugins are loaded
+/// (`first_kib`), every `every_lines` lines (`series_kib`, at most 128
+/// samples: when full, every other one is dropped and the interval doubles),
+/// and at the end (`last_kib`). Empty off Linux.
+#[derive(Debug, Clone, Serialize)]
 pub struct MemoryResult {
     pub every_lines: u64,
-    pub samples: u64,
+    pub series_kib: Vec<u64>,
     pub first_kib: Option<u64>,
     pub last_kib: Option<u64>,
     pub peak_kib: Option<u64>,
+}
+
+impl Default for MemoryResult {
+    fn default() -> Self {
+        MemoryResult {
+            every_lines: 1_000,
+            series_kib: Vec::new(),
+            first_kib: None,
+            last_kib: None,
+            peak_kib: None,
+        }
+    }
+}
+
+impl MemoryResult {
+    const SERIES_MAX: usize = 128;
+
+    /// Called after each line; samples when the line count is due.
+    pub fn line(&mut self, lines: u64) {
+        if lines % self.every_lines == 0 {
+            self.sample(true);
+        }
+    }
+
+    pub fn sample(&mut self, in_series: bool) {
+        let Some(kib) = rss_kib() else { return };
+        self.first_kib.get_or_insert(kib);
+        self.last_kib = Some(kib);
+        self.peak_kib = Some(self.peak_kib.map_or(kib, |p| p.max(kib)));
+        if in_series {
+            self.series_kib.push(kib);
+            if self.series_kib.len() >= Self::SERIES_MAX {
+                // Keep the samples at multiples of the doubled interval.
+                let kept = self.series_kib.iter().skip(1).step_by(2).copied().collect();
+                self.series_kib = kept;
+                self.every_lines *= 2;
+            }
+        }
+    }
+}
+
+/// VmRSS now, KiB (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,9 +299,9 @@ impl ReplayReport {
         let m = &self.memory;
         let _ = writeln!(
             s,
-            "\nresident memory (every {} lines, {} samples): first {} MiB, last {} MiB, peak {} MiB",
+            "\nresident memory ({} samples, every {} lines): first {} MiB, last {} MiB, peak {} MiB",
+            m.series_kib.len(),
             m.every_lines,
-            m.samples,
             mib(m.first_kib),
             mib(m.last_kib),
             mib(m.peak_kib),
