@@ -59,7 +59,7 @@ impl MemoryResult {
 
     /// Called after each line; samples when the line count is due.
     pub fn line(&mut self, lines: u64) {
-        if lines % self.every_lines == 0 {
+        if lines.is_multiple_of(self.every_lines) {
             self.sample(true);
         }
     }
