@@ -339,3 +339,24 @@ fn fill(f: &Option<FillLine>) -> String {
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "—".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_series_stays_bounded_over_any_length() {
+        let mut m = MemoryResult::default();
+        for line in 1..=1_000_000 {
+            m.line(line);
+        }
+        if m.first_kib.is_none() {
+            return; // not Linux: nothing to sample
+        }
+        assert!(m.series_kib.len() < MemoryResult::SERIES_MAX);
+        // 1,000 samples at 1,000 lines, thinned three times: one every 8,000 lines.
+        assert_eq!(m.every_lines, 8_000);
+        assert_eq!(m.series_kib.len(), 1_000_000 / 8_000);
+        assert!(m.peak_kib >= m.last_kib);
+    }
+}
