@@ -133,6 +133,11 @@ async fn the_sample_shows_the_wide_window_to_buy_both_and_the_narrow_one_to_no_p
     assert!(feed(&report, "kalshi")["gaps"].as_u64().unwrap() > 0);
     assert!(feed(&report, "kalshi")["book_updates"].as_u64().unwrap() > 100);
     assert_eq!(report["bad_lines"], 0);
+    let memory = &report["memory"];
+    if let Some(first) = memory["first_kib"].as_u64() {
+        let (last, peak) = (memory["last_kib"].as_u64(), memory["peak_kib"].as_u64());
+        assert!(first > 0 && peak >= last && peak >= Some(first), "{memory}");
+    }
 
     let text = replay(&sample(), false).await;
     assert!(text.contains("| narrow | 0 | — |"), "{text}");

@@ -12,6 +12,13 @@
 //! a window the recording keeps open is not traded again and again as if
 //! nobody had taken it. The plugin, the risk gate and the simulator all see
 //! the recorded books minus what is still taken.
+//!
+//! The risk gate reads both balances over REST at the start and after each
+//! trade (live, a task refreshes them every second). What a market holds
+//! stays counted as its exposure until settlement, which a recording does not
+//! show: once a plugin has filled `max_exposure_per_market` on a market, the
+//! rest of that market's opportunities are refused (`market_exposure`), as
+//! they would be live.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,7 +31,7 @@ use crate::bus::{BookChanged, Bus, CoalescingReceiver, LosslessReceiver};
 use crate::config::{Config, Secret};
 use crate::domain::events::{ArbitrageOpportunityFound, ExecuteTrade};
 use crate::domain::{
-    MarketOutcomes, MarketState, OrderBook, PairId, Price, Side, Size, Usd, Venue,
+    MarketOutcomes, MarketState, OrderBook, PairId, Price, Side, Size, UnixMicros, Usd, Venue,
 };
 use crate::execution::{ExecutionPolicy, Executor, TradeRecord, VenueClients};
 use crate::risk::{RiskDecision, RiskGate, RiskHandle, RiskLimits};
@@ -176,6 +183,9 @@ pub struct Lane {
     index: HashMap<PairId, usize>,
     /// Per pair, what our fills took.
     taken: HashMap<PairId, Taken>,
+    /// Per pair and venue: when the recorded book last changed, as the feed
+    /// stamped it and in recorded time.
+    changed_at: HashMap<(PairId, Venue), (Option<UnixMicros>, u64)>,
     approved: u64,
     _scratch: crate::bench::Scratch,
 }
@@ -271,6 +281,7 @@ impl Lane {
             sim,
             index,
             taken: HashMap::new(),
+            changed_at: HashMap::new(),
             approved: 0,
             _scratch: scratch,
         };
@@ -278,36 +289,84 @@ impl Lane {
         Ok(lane)
     }
 
-    /// The recorded books of `pair` changed: this lane's books and its
-    /// simulator take them (minus what our fills still hold), and the plugin hears of it.
-    pub fn on_changed(&mut self, recorded: &BookStore, pair: &PairId, changed: BookChanged) {
-        let (Some(rec), Some(ours), Some(&i)) = (
-            recorded.get(pair),
-            self.books.get(pair),
-            self.index.get(pair),
-        ) else {
+    /// The recorded books of `pair` changed (at recorded time `t`): this
+    /// lane's books and its simulator take them (minus what our fills still
+    /// hold), and the plugin hears of it.
+    pub fn on_changed(
+        &mut self,
+        recorded: &BookStore,
+        pair: &PairId,
+        changed: BookChanged,
+        t: u64,
+    ) {
+        let Some(&i) = self.index.get(pair) else {
             return;
         };
-        let (rec_books, kalshi, polymarket) = {
-            let st = rec.state();
-            (venue_books(&st), st.kalshi.clone(), st.polymarket.clone())
+        let Some(rec) = recorded.get(pair).map(|e| e.state().clone()) else {
+            return;
         };
         let market = self
             .taken
             .entry(pair.clone())
             .or_default()
-            .apply(&rec_books);
-        set_books(&mut ours.state(), &market, &kalshi, &polymarket);
+            .apply(&venue_books(&rec));
+        self.show(pair, &market, &rec, t);
         self.sim.set_books(i, market);
         self.bus.books.publish(pair.clone(), changed);
     }
 
-    /// The plugin's opportunities after the last changes: each through the
-    /// risk gate, each approved one executed to the end before the next.
-    pub async fn trade(&mut self, recorded: &BookStore) -> anyhow::Result<()> {
+    /// Puts `books` in this lane's store for `pair`, with the recorded
+    /// staleness and each venue's age as recorded at `t`: the risk gate's
+    /// book-age limit and the plugin's `book_age_us` then read the
+    /// recording's clock, not how fast the replay runs.
+    fn show(&mut self, pair: &PairId, books: &VenueBooks, rec: &MarketState, t: u64) {
+        let Some(ours) = self.books.get(pair) else {
+            return;
+        };
+        let now = crate::strategy::now_micros();
+        let mut st = ours.state();
+        st.kalshi = MarketOutcomes {
+            yes: books.kalshi_yes.clone(),
+            no: books.kalshi_no.clone(),
+            ..rec.kalshi.clone()
+        };
+        st.polymarket = MarketOutcomes {
+            yes: books.poly_yes.clone(),
+            no: books.poly_no.clone(),
+            ..rec.polymarket.clone()
+        };
+        for venue in Venue::ALL {
+            let fed_at = rec.venue(venue).updated_at;
+            let last = self
+                .changed_at
+                .entry((pair.clone(), venue))
+                .or_insert((fed_at, t));
+            if last.0 != fed_at {
+                *last = (fed_at, t);
+            }
+            let age = t.saturating_sub(last.1);
+            st.venue_mut(venue).updated_at = fed_at.map(|_| now.saturating_sub(age));
+        }
+    }
+
+    /// The plugin's opportunities after the last changes (recorded time `t`):
+    /// each through the risk gate, each approved one executed to the end
+    /// before the next.
+    pub async fn trade(&mut self, recorded: &BookStore, t: u64) -> anyhow::Result<()> {
         // Blocks this thread only: the simulator runs on the runtime's workers.
         self.strategy.drain();
         while let Some((pair, found)) = self.opportunities.try_recv() {
+            let (Some(&i), Some(rec)) = (
+                self.index.get(&pair),
+                recorded.get(&pair).map(|e| e.state().clone()),
+            ) else {
+                continue;
+            };
+            // Ages as recorded now, not when the plugin was told.
+            let market = self.books.get(&pair).map(|e| venue_books(&e.state()));
+            if let Some(market) = market {
+                self.show(&pair, &market, &rec, t);
+            }
             let decision = self.risk.decide(found.opportunity, &self.books, &self.bus);
             let RiskDecision::Approved { .. } = decision else {
                 continue;
@@ -316,23 +375,16 @@ impl Lane {
                 continue;
             };
             self.approved += 1;
-            let Some(&i) = self.index.get(&pair) else {
-                continue;
-            };
             let before = self.sim.books(i).unwrap_or_default();
             tokio::time::timeout(TRADE_TIMEOUT, self.executor.execute(cmd))
                 .await
                 .map_err(|_| anyhow::anyhow!("a trade on {pair} did not finish in 60 s"))?;
             let after = self.sim.books(i).unwrap_or_default();
-            if let (Some(rec), Some(ours)) = (recorded.get(&pair), self.books.get(&pair)) {
-                let st = rec.state();
-                self.taken.entry(pair.clone()).or_default().note(
-                    &venue_books(&st),
-                    &before,
-                    &after,
-                );
-                set_books(&mut ours.state(), &after, &st.kalshi, &st.polymarket);
-            }
+            self.taken
+                .entry(pair.clone())
+                .or_default()
+                .note(&venue_books(&rec), &before, &after);
+            self.show(&pair, &after, &rec, t);
             // Our trades are the only thing that moves the accounts.
             self.read_balances().await;
         }
@@ -416,25 +468,6 @@ impl Lane {
     pub fn shutdown(&self) {
         self.strategy.shutdown();
     }
-}
-
-fn set_books(
-    st: &mut MarketState,
-    books: &VenueBooks,
-    kalshi: &MarketOutcomes,
-    polymarket: &MarketOutcomes,
-) {
-    // The recorded times and staleness stand; only the levels are ours.
-    st.kalshi = MarketOutcomes {
-        yes: books.kalshi_yes.clone(),
-        no: books.kalshi_no.clone(),
-        ..kalshi.clone()
-    };
-    st.polymarket = MarketOutcomes {
-        yes: books.poly_yes.clone(),
-        no: books.poly_no.clone(),
-        ..polymarket.clone()
-    };
 }
 
 fn trade_line(r: &TradeRecord) -> TradeLine {

@@ -21,9 +21,10 @@
 //! replays of one file give the same counts, edges, trades, fills, fees and
 //! P&L; only latencies and memory differ. The message's receive time is the
 //! moment it is fed, so tick-to-decision measures this host, not the recorded
-//! one, and the risk gate's clock (book age, cooldown after a failed leg) is
-//! the replay's: at `--speed max` a cooldown covers more of the recording
-//! than it would have live.
+//! one. In the backtests a book's age is its age in the recording (so the
+//! risk gate's book-age limit does not depend on how fast the replay runs),
+//! but the cooldown after a failed leg runs on the replay's clock: at
+//! `--speed max` it covers more of the recording than it would have live.
 //!
 //! The sample (`recordings/sample.jsonl`) was made with the simulator:
 //!
@@ -31,6 +32,9 @@
 //! doubletime --config recordings/sample.toml --record recordings/sample.jsonl \
 //!   demo --duration 6 --scenario recordings/sample-scenario.toml
 //! ```
+//!
+//! `recordings/hour-scenario.toml` makes an hour of the same traffic in 180 s
+//! (its header has the command); BENCHMARKS.md has the replay's memory over it.
 
 mod backtest;
 mod report;
@@ -196,7 +200,7 @@ async fn run(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRepo
         for (pair, c) in &changed {
             bus.books.publish(pair.clone(), *c);
             for lane in &mut lanes {
-                lane.on_changed(&books, pair, *c);
+                lane.on_changed(&books, pair, *c, rec.t);
             }
         }
         strategy.drain();
@@ -209,7 +213,7 @@ async fn run(config: &Config, opts: &ReplayOptions) -> anyhow::Result<ReplayRepo
             }
         }
         for lane in &mut lanes {
-            lane.trade(&books).await?;
+            lane.trade(&books, rec.t).await?;
         }
     }
     memory.sample(false);
