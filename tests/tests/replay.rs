@@ -367,3 +367,103 @@ async fn the_sample_backtest_hedges_at_recorded_prices_with_exact_fees_and_pnl()
         "{text}"
     );
 }
+
+/// A longer recording than the sample: the simulator's books stepping every
+/// 10 ms (recordings/hour-scenario.toml) for `seconds`, recorded by the demo.
+async fn record_with_the_simulator(dir: &Path, seconds: u64) -> PathBuf {
+    let file = dir.join("long.jsonl");
+    let empty = dir.join("no-plugins");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config")
+        .arg(workspace().join("recordings/sample.toml"))
+        .arg("--record")
+        .arg(&file)
+        .args(["demo", "--duration", &seconds.to_string(), "--scenario"])
+        .arg(workspace().join("recordings/hour-scenario.toml"))
+        .env("DOUBLETIME_API_BIND", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/demo.db", dir.display()),
+        )
+        .env("DOUBLETIME_PLUGINS_DIR", &empty)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("the demo stops after its duration")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+/// Catches memory kept per message (about 1.5 KiB a line would show over
+/// this recording); the hour-long measurement is in BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_along_a_longer_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = record_with_the_simulator(dir.path(), 5).await;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        doubletime_e2e::plugins().join("buy-both.wasm"),
+        plugins.join("buy-both.wasm"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config")
+        .arg(workspace().join("recordings/sample.toml"))
+        .arg("replay")
+        .arg(&file)
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--json")
+        .env(
+            "DOUBLETIME_PLUGIN_CACHE_DIR",
+            workspace().join("target/plugin-cache"),
+        )
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("replay ends by itself")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines = report["lines"].as_u64().unwrap();
+    assert!(
+        lines > 4_000,
+        "a longer recording than the sample: {lines} lines"
+    );
+    let memory = &report["memory"];
+    let series: Vec<u64> = memory["series_kib"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_u64().unwrap())
+        .collect();
+    if series.is_empty() {
+        return; // not Linux: nothing sampled
+    }
+    // From the second sample on the books, stores and plugin memory are at
+    // their working size (BENCHMARKS.md: +0.2 MiB over 242,000 lines).
+    let warm = series[1.min(series.len() - 1)];
+    let last = memory["last_kib"].as_u64().unwrap();
+    assert!(
+        last <= warm + 8 * 1024,
+        "resident memory grew from {warm} KiB to {last} KiB over {lines} lines: {memory}"
+    );
+    assert!(
+        plugin(&report, "buy-both")["backtest"]["trades"]["hedged"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the order path ran too: {report}"
+    );
+}
