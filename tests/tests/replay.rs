@@ -19,34 +19,47 @@ fn sample() -> PathBuf {
     workspace().join("recordings/sample.jsonl")
 }
 
-/// Runs `doubletime replay FILE`; returns its stdout. The replay must succeed.
-async fn replay(file: &Path, json: bool) -> String {
+/// `doubletime` with the sample's configuration and the shared plugin cache.
+fn doubletime() -> Command {
     let mut cmd = Command::new(binary());
     cmd.arg("--config")
         .arg(workspace().join("recordings/sample.toml"))
-        .arg("replay")
-        .arg(file)
-        .arg("--plugins")
-        .arg(plugins())
         .env(
             "DOUBLETIME_PLUGIN_CACHE_DIR",
             workspace().join("target/plugin-cache"),
         )
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
-    if json {
-        cmd.arg("--json");
-    }
+    cmd
+}
+
+/// Runs `cmd` to its end (bounded); returns its stdout. It must succeed.
+async fn stdout_of(mut cmd: Command) -> String {
     let out = tokio::time::timeout(WAIT, cmd.output())
         .await
-        .expect("replay ends by itself")
+        .expect("the command ends by itself")
         .unwrap();
     assert!(
         out.status.success(),
-        "replay failed: {}",
+        "doubletime failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `doubletime replay FILE --plugins DIR`; returns its stdout.
+async fn replay_with(file: &Path, plugins: &Path, json: bool) -> String {
+    let mut cmd = doubletime();
+    cmd.arg("replay").arg(file).arg("--plugins").arg(plugins);
+    if json {
+        cmd.arg("--json");
+    }
+    stdout_of(cmd).await
+}
+
+/// Replays with every shipped plugin.
+async fn replay(file: &Path, json: bool) -> String {
+    replay_with(file, &plugins(), json).await
 }
 
 async fn replay_json(file: &Path) -> Value {
@@ -374,10 +387,8 @@ async fn record_with_the_simulator(dir: &Path, seconds: u64) -> PathBuf {
     let file = dir.join("long.jsonl");
     let empty = dir.join("no-plugins");
     std::fs::create_dir_all(&empty).unwrap();
-    let mut cmd = Command::new(binary());
-    cmd.arg("--config")
-        .arg(workspace().join("recordings/sample.toml"))
-        .arg("--record")
+    let mut cmd = doubletime();
+    cmd.arg("--record")
         .arg(&file)
         .args(["demo", "--duration", &seconds.to_string(), "--scenario"])
         .arg(workspace().join("recordings/hour-scenario.toml"))
@@ -386,18 +397,8 @@ async fn record_with_the_simulator(dir: &Path, seconds: u64) -> PathBuf {
             "DATABASE_URL",
             format!("sqlite://{}/demo.db", dir.display()),
         )
-        .env("DOUBLETIME_PLUGINS_DIR", &empty)
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("the demo stops after its duration")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("DOUBLETIME_PLUGINS_DIR", &empty);
+    stdout_of(cmd).await;
     file
 }
 
@@ -414,29 +415,8 @@ async fn memory_stays_flat_along_a_longer_replay() {
         plugins.join("buy-both.wasm"),
     )
     .unwrap();
-    let mut cmd = Command::new(binary());
-    cmd.arg("--config")
-        .arg(workspace().join("recordings/sample.toml"))
-        .arg("replay")
-        .arg(&file)
-        .arg("--plugins")
-        .arg(&plugins)
-        .arg("--json")
-        .env(
-            "DOUBLETIME_PLUGIN_CACHE_DIR",
-            workspace().join("target/plugin-cache"),
-        )
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("replay ends by itself")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = replay_with(&file, &plugins, true).await;
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let lines = report["lines"].as_u64().unwrap();
     assert!(
         lines > 4_000,
