@@ -434,11 +434,12 @@ impl Lane {
                 let paid = fees.entry(f.venue.to_string()).or_default();
                 *paid = *paid + f.fee;
             }
+            // An unwound trade may still hold part of both legs.
+            if let (Some(y), Some(n)) = (&r.yes_fill, &r.no_fill) {
+                hedged = hedged + y.size.min(n.size);
+            }
             match r.outcome {
-                crate::execution::TradeOutcome::Hedged => {
-                    locked_in = locked_in + r.pnl;
-                    hedged = hedged + r.yes_fill.as_ref().map_or(Size::ZERO, |f| f.size);
-                }
+                crate::execution::TradeOutcome::Hedged => locked_in = locked_in + r.pnl,
                 crate::execution::TradeOutcome::Unwound => realised = realised + r.pnl,
                 _ => {}
             }

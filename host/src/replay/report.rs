@@ -126,7 +126,8 @@ pub struct Backtest {
     pub contracts_hedged: Size,
     /// Hedged trades: $1 per contract at settlement minus both legs and fees.
     pub locked_in_pnl: Usd,
-    /// Unwound trades: what selling back the lone leg lost (or made).
+    /// Unwound trades: what selling back the lone leg lost (or made), with
+    /// whatever part of the trade stayed hedged.
     pub realised_pnl: Usd,
     /// Both together.
     pub pnl: Usd,
