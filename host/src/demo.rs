@@ -21,7 +21,7 @@ use crate::venues::polymarket::{ApiCreds, PolySigner};
 
 /// A throwaway Kalshi key for the session: the simulator checks signatures with
 /// its public half exactly as the venue would.
-fn demo_kalshi_key() -> anyhow::Result<(Arc<KalshiSigner>, KalshiVerifier)> {
+pub(crate) fn demo_kalshi_key() -> anyhow::Result<(Arc<KalshiSigner>, KalshiVerifier)> {
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
         .context("generating the demo RSA key")?;
     let private = key
@@ -81,10 +81,11 @@ pub async fn run_sim(
 }
 
 /// The Hardhat/Anvil test key (PROTOCOLS.md §3): a simulator-only wallet.
-const DEMO_WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub(crate) const DEMO_WALLET_KEY: &str =
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /// Session API credentials the simulated CLOB checks HMACs against.
-fn demo_poly_creds() -> ApiCreds {
+pub(crate) fn demo_poly_creds() -> ApiCreds {
     use base64::Engine;
     use rand::RngCore;
     let mut secret = [0u8; 32];

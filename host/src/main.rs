@@ -52,7 +52,9 @@ enum Command {
         scenario: Option<PathBuf>,
     },
     /// Feed a recording (`--record`) through the parsers, books and plugins,
-    /// with no network and no orders, and print what each plugin found.
+    /// execute each plugin's trades against an in-process simulator holding
+    /// the recorded books (never a real venue), and print what each plugin
+    /// found and traded.
     Replay {
         /// The JSON-lines recording.
         file: PathBuf,

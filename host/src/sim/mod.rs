@@ -153,6 +153,25 @@ impl SimHandle {
         read(&self.state).polymarket_user.subscribe()
     }
 
+    /// A pair's four books as the venues show them now.
+    pub fn books(&self, pair: usize) -> Option<VenueBooks> {
+        read(&self.state)
+            .markets
+            .get(pair)
+            .map(|m| m.books().clone())
+    }
+
+    /// Puts exact books in place of a pair's at once (for a simulator
+    /// without a driver, see [`start_still`]) and broadcasts the change.
+    pub fn set_books(&self, pair: usize, books: VenueBooks) {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let Some(m) = st.markets.get_mut(pair) else {
+            return;
+        };
+        let diff = m.replace_books(books);
+        accounts::broadcast(&st, pair, diff);
+    }
+
     /// Applies an event now (`at_ms` is ignored), as a scenario file would.
     pub fn inject(&self, mut event: ScenarioEvent) {
         event.at_ms = 0;
@@ -182,6 +201,31 @@ pub async fn start_on(
     kalshi_listener: tokio::net::TcpListener,
     poly_listener: tokio::net::TcpListener,
 ) -> std::io::Result<SimHandle> {
+    serve(config, kalshi_listener, poly_listener, true).await
+}
+
+/// Both venues with books that change only when the caller sets them
+/// ([`SimHandle::set_books`]) or an order takes liquidity: no driver, no
+/// scenario. `doubletime replay` mirrors a recording's books into them.
+pub async fn start_still(pairs: Vec<SimPair>) -> std::io::Result<SimHandle> {
+    let kalshi_listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let poly_listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let config = SimConfig {
+        pairs,
+        scenario: Scenario::default(),
+        kalshi_auth: None,
+    };
+    serve(config, kalshi_listener, poly_listener, false).await
+}
+
+async fn serve(
+    config: SimConfig,
+    kalshi_listener: tokio::net::TcpListener,
+    poly_listener: tokio::net::TcpListener,
+    driven: bool,
+) -> std::io::Result<SimHandle> {
     let (feed, _) = broadcast::channel(4096);
     let (private, _) = broadcast::channel(4096);
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.scenario.seed);
@@ -207,15 +251,22 @@ pub async fn start_on(
     let (inject, injected) = mpsc::unbounded_channel();
     let kalshi_app = kalshi::router(state.clone(), config.kalshi_auth.clone());
     let poly_app = polymarket::router(state.clone());
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(async move {
             let _ = axum::serve(kalshi_listener, kalshi_app).await;
         }),
         tokio::spawn(async move {
             let _ = axum::serve(poly_listener, poly_app).await;
         }),
-        tokio::spawn(drive(state.clone(), config.scenario, rng, injected)),
     ];
+    if driven {
+        tasks.push(tokio::spawn(drive(
+            state.clone(),
+            config.scenario,
+            rng,
+            injected,
+        )));
+    }
     tracing::info!(kalshi = %k_addr, polymarket = %p_addr, pairs = config.pairs.len(), "venue simulator listening");
     Ok(SimHandle {
         kalshi_rest_url: format!("http://{k_addr}/trade-api/v2"),
