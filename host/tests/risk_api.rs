@@ -238,7 +238,10 @@ async fn the_kill_switch_refuses_and_blocks_resume_until_reset() {
 
     api.post("/trading/resume").await.expect(StatusCode::OK);
     api.opportunity_on("fed");
-    assert_eq!(execution(&mut executions).await.opportunity.pair.as_str(), "fed");
+    assert_eq!(
+        execution(&mut executions).await.opportunity.pair.as_str(),
+        "fed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

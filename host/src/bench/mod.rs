@@ -159,7 +159,11 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
             )?);
         }
         let mut runs = Vec::new();
-        let sizes: &[usize] = if run_throughput { &[1, 100, 1_000] } else { &[] };
+        let sizes: &[usize] = if run_throughput {
+            &[1, 100, 1_000]
+        } else {
+            &[]
+        };
         for &pairs in sizes {
             for plugins in [&one, &three] {
                 tracing::info!(pairs, plugins = plugins.len(), "bench: throughput");

@@ -909,10 +909,8 @@ impl Executor {
         if order.action != Action::Buy {
             return;
         }
-        let most = order.limit * order.size
-            + entry
-                .fees
-                .taker_fee(order.venue, order.limit, order.size);
+        let most =
+            order.limit * order.size + entry.fees.taker_fee(order.venue, order.limit, order.size);
         if let Some(c) = self
             .balances
             .lock()

@@ -488,7 +488,7 @@ fn trade_line(r: &TradeRecord) -> TradeLine {
         _ => None,
     };
     TradeLine {
-        pair: r.opportunity.pair.0.clone(),
+        pair: r.opportunity.pair.to_string(),
         outcome: r.outcome.kind().to_string(),
         reason,
         planned_size: r.opportunity.size,

@@ -196,7 +196,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.tag.as_deref(), Some("orderbook_delta"));
         assert!(!p.tag_not_text);
-        assert!(p.nested_has(0) && !p.nested_has(1), "only the nested object's own keys");
+        assert!(
+            p.nested_has(0) && !p.nested_has(1),
+            "only the nested object's own keys"
+        );
         assert!(p.has(1) && !p.has(0));
     }
 

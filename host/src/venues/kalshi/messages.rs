@@ -26,8 +26,8 @@ mod fixed {
     use serde::de::Error;
 
     // Borrowed from the frame: no allocation for a number read once.
-    use crate::venues::wire::text;
     pub(super) use crate::venues::wire::Text;
+    use crate::venues::wire::text;
 
     pub fn price<'de, D: Deserializer<'de>>(d: D) -> Result<Price, D::Error> {
         Price::parse(&text(d)?).map_err(D::Error::custom)
@@ -476,10 +476,7 @@ pub fn parse(text: &str) -> Result<KalshiMessage, ParseError> {
         }
         None => return Err(ParseError::Malformed("no `type`".into())),
     };
-    if let Some(&field) = legacy_fields(&kind)
-        .iter()
-        .find(|&&i| probe.nested_has(i))
-    {
+    if let Some(&field) = legacy_fields(&kind).iter().find(|&&i| probe.nested_has(i)) {
         return Err(ParseError::Legacy {
             kind: kind.into_owned(),
             field: LEGACY[field].to_string(),
