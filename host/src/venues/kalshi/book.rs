@@ -105,6 +105,10 @@ pub struct KalshiBookSync {
     pairs: HashMap<String, PairId>,
     pricing: NoSidePricing,
     sids: BTreeMap<u64, SidState>,
+    /// Subscriptions we dropped and asked the venue to end: what is still in
+    /// flight on them is ignored until `unsubscribed` confirms. Acting on it
+    /// would start a resync per in-flight delta, each replacing the last.
+    retired: std::collections::BTreeSet<u64>,
 }
 
 impl KalshiBookSync {
@@ -115,11 +119,21 @@ impl KalshiBookSync {
             pairs,
             pricing,
             sids: BTreeMap::new(),
+            retired: Default::default(),
         }
     }
 
     /// Feeds one parsed message. Messages of other channels give an empty step.
     pub fn on_message(&mut self, msg: &KalshiMessage, received_at: UnixMicros) -> BookStep {
+        let sid = match msg {
+            KalshiMessage::OrderbookSnapshot(s) => Some(s.sid),
+            KalshiMessage::OrderbookDelta(d) => Some(d.sid),
+            KalshiMessage::Ok(ok) => ok.sid,
+            _ => None,
+        };
+        if sid.is_some_and(|sid| self.retired.contains(&sid)) {
+            return BookStep::default();
+        }
         match msg {
             KalshiMessage::OrderbookSnapshot(s) => self.on_snapshot(s, received_at),
             KalshiMessage::OrderbookDelta(d) => self.on_delta(d, received_at),
@@ -134,7 +148,8 @@ impl KalshiBookSync {
                 _ => BookStep::default(),
             },
             KalshiMessage::Unsubscribed(u) => {
-                self.forget_sid(u.sid);
+                self.sids.remove(&u.sid);
+                self.retired.remove(&u.sid);
                 BookStep::default()
             }
             KalshiMessage::Error(e) => {
@@ -165,9 +180,11 @@ impl KalshiBookSync {
         ))
     }
 
-    /// Drops a subscription's state (after unsubscribing it).
+    /// Drops a subscription's state as it is being unsubscribed (or ended by
+    /// the venue); messages still arriving on it are ignored.
     pub fn forget_sid(&mut self, sid: u64) {
         self.sids.remove(&sid);
+        self.retired.insert(sid);
     }
 
     /// The market has a snapshot and no gap since on some subscription.
@@ -355,7 +372,16 @@ impl KalshiBookSync {
         })
     }
 
+    /// The subscription is dropped and made again, so the action names every
+    /// market on it, not only those found out of step: the others would
+    /// otherwise lose their feed with the old `sid`.
     fn resync(&self, sid: u64, market_tickers: Vec<String>, reason: ResyncReason) -> BookAction {
+        let mut market_tickers = market_tickers;
+        if let Some(st) = self.sids.get(&sid) {
+            market_tickers.extend(st.markets.keys().cloned());
+        }
+        market_tickers.sort();
+        market_tickers.dedup();
         let pairs = self.pairs_of(&market_tickers);
         BookAction::Resync {
             sid,
@@ -632,11 +658,11 @@ mod tests {
         assert!(matches!(
             &step.action,
             Some(BookAction::Resync { market_tickers, reason: ResyncReason::DeltaBeforeSnapshot, pairs, .. })
-                if market_tickers == &vec!["OTHER".to_string()] && pairs.is_empty()
+                if market_tickers == &{ let mut v = vec!["OTHER".to_string(), T.to_string()]; v.sort(); v } && pairs == &vec![pair()]
         ));
         assert!(
             s.is_live(T),
-            "the sid's seq was continuous, T is unaffected"
+            "the sid's seq was continuous: T's book stays good until its subscription is remade"
         );
     }
 
@@ -651,10 +677,38 @@ mod tests {
         assert_eq!(step.events.len(), 2);
         assert!(matches!(
             &step.action,
+            // The subscription is remade for both: unsubscribing it ends T's feed too.
             Some(BookAction::Resync { market_tickers, reason: ResyncReason::SeqGap { expected: 3, got: 5 }, .. })
-                if market_tickers == &vec!["B".to_string()]
+                if market_tickers == &vec!["B".to_string(), T.to_string()]
         ));
         assert!(s.is_live(T) && !s.is_live("B"));
+    }
+
+    #[test]
+    fn deltas_in_flight_on_a_dropped_subscription_start_no_further_resync() {
+        let mut pairs = HashMap::from([(T.to_string(), pair())]);
+        pairs.insert("B".into(), PairId("b".into()));
+        let mut s = KalshiBookSync::new(pairs, NoSidePricing::YesLeg);
+        s.on_message(&snap(1, 1, T, &[("0.40", "1")], &[]), 0);
+        s.on_message(&snap(1, 2, "B", &[("0.40", "1")], &[]), 0);
+        let gap = s.on_message(&delta(1, 4, T, "yes", "0.40", "1"), 0);
+        assert!(matches!(
+            &gap.action,
+            Some(BookAction::Resync { sid: 1, market_tickers, .. })
+                if market_tickers == &vec!["B".to_string(), T.to_string()]
+        ));
+        // The session unsubscribes sid 1 and subscribes both again; the venue
+        // keeps sending on sid 1 until it has read the unsubscribe.
+        s.forget_sid(1);
+        for (seq, ticker) in [(5, T), (6, "B"), (7, T)] {
+            let step = s.on_message(&delta(1, seq, ticker, "yes", "0.40", "1"), 0);
+            assert!(step.action.is_none() && step.events.is_empty(), "seq {seq}");
+        }
+        s.on_message(&parse(&fixture("ws_unsubscribed.json")).unwrap(), 0);
+        // The new subscription is tracked as any other.
+        s.on_message(&snap(2, 1, T, &[("0.40", "1")], &[]), 0);
+        s.on_message(&snap(2, 2, "B", &[("0.40", "1")], &[]), 0);
+        assert!(s.is_live(T) && s.is_live("B"));
     }
 
     #[test]
