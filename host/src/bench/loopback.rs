@@ -31,7 +31,7 @@ pub struct Loopback {
     pub tick_to_decision: LatencySummary,
     /// Book message received → both order requests at the simulator.
     pub tick_to_order: LatencySummary,
-    /// Windows seen (first opportunity of each), and those whose two orders arrived.
+    /// Windows seen (first opportunity of each), and trades whose two orders arrived.
     pub windows: usize,
     pub traded: usize,
     pub book_updates: u64,
@@ -164,6 +164,22 @@ pub async fn measure(
         .values()
         .map(|s| s.book_updates.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
+    // The trades whose orders went out, each named by its opportunity.
+    let sent: Vec<(crate::domain::PairId, u64)> = host
+        .trades
+        .repo
+        .trades(10_000)
+        .await
+        .context("reading the bench's trades")?
+        .into_iter()
+        .filter(|t| {
+            !matches!(
+                t.outcome,
+                crate::execution::TradeOutcome::Refused(_) | crate::execution::TradeOutcome::DryRun
+            )
+        })
+        .map(|t| (t.opportunity.pair, t.opportunity.found_at))
+        .collect();
     trading.stop().await;
     feeds.stop().await;
     let strategy = host.strategy.clone();
@@ -172,7 +188,7 @@ pub async fn measure(
     drop(sim);
 
     let traces: Vec<_> = traces.try_iter().collect();
-    let (tick_to_order, windows, traded) = match_orders(&traces, &arrivals);
+    let (tick_to_order, windows, traded) = match_orders(&traces, &sent, &arrivals);
     Ok(Loopback {
         pairs,
         seconds,
@@ -184,23 +200,36 @@ pub async fn measure(
     })
 }
 
-/// For each window's first opportunity: the first Kalshi and the first
-/// Polymarket order request after the decision, within half a window period
-/// (a refused or late trade is not counted against a later one).
+/// Each trade whose orders went out, timed from the book message of the
+/// decision it came from (not the window's first opportunity, which the risk
+/// gate may have refused: that wait is the market's, not the host's) to the
+/// later of its two order requests at the simulator. Windows are counted from
+/// the traces: a trace more than half a period after the previous window's
+/// first one opens the next.
 fn match_orders(
     traces: &[crate::strategy::runtime::OpportunityTrace],
+    sent: &[(crate::domain::PairId, u64)],
     arrivals: &[(Venue, u64)],
 ) -> (Histogram, usize, usize) {
     let h = Histogram::default();
     let window_us = WINDOW_EVERY_MS * 1_000 / 2;
     let mut last_window: Option<u64> = None;
-    let (mut windows, mut traded) = (0, 0);
+    let mut windows = 0;
     for t in traces {
         if last_window.is_some_and(|w| t.decided_at < w + window_us) {
             continue;
         }
         last_window = Some(t.decided_at);
         windows += 1;
+    }
+    let mut traded = 0;
+    for (pair, found_at) in sent {
+        let Some(t) = traces
+            .iter()
+            .find(|t| t.pair == *pair && t.found_at == *found_at)
+        else {
+            continue;
+        };
         let first = |venue| {
             arrivals
                 .iter()
@@ -229,31 +258,37 @@ mod tests {
             pair: PairId("a".into()),
             received_at,
             decided_at,
+            found_at: received_at + 1,
         }
     }
 
     #[test]
-    fn each_window_is_timed_to_its_own_two_orders() {
+    fn each_trade_is_timed_from_its_own_decision_to_its_two_orders() {
         let w = WINDOW_EVERY_MS * 1_000;
         let traces = [
+            // Refused by the gate (too small): the window's first, not traded.
             trace(1_000, 1_010),
-            // The same window found again: not a new sample.
+            // The same window found again, approved: timed from here.
             trace(1_500, 1_510),
             trace(w + 2_000, w + 2_020),
-            // No orders within half a period: counted as a window, not as traded.
+            // No orders within half a period: a window, not traded.
             trace(3 * w, 3 * w + 5),
         ];
+        let sent = [
+            (PairId("a".into()), 1_501),
+            (PairId("a".into()), w + 2_001),
+        ];
         let arrivals = [
-            (Venue::Kalshi, 1_400),
-            (Venue::Polymarket, 1_900),
+            (Venue::Kalshi, 1_600),
+            (Venue::Polymarket, 2_400),
             (Venue::Polymarket, w + 2_300),
             (Venue::Kalshi, w + 2_500),
             (Venue::Kalshi, 3 * w + w),
         ];
-        let (h, windows, traded) = match_orders(&traces, &arrivals);
+        let (h, windows, traded) = match_orders(&traces, &sent, &arrivals);
         assert_eq!((windows, traded), (3, 2));
         assert_eq!(h.count(), 2);
-        // 900 µs and 500 µs, within a histogram bucket.
+        // 900 µs (2_400 − 1_500, not − 1_000) and 500 µs, within a histogram bucket.
         let p99 = h.quantile_ns(0.99);
         assert!((900_000..=960_000).contains(&p99), "{p99}");
     }

@@ -252,7 +252,7 @@ impl BenchReport {
             );
             let _ = writeln!(
                 s,
-                "| tick-to-order: book message received → both orders at the venues ({} of {} windows traded) | {} | {} | p99 < 1 ms |",
+                "| tick-to-order: the approved decision's book message received → both orders at the venues ({} trades in {} windows) | {} | {} | p99 < 1 ms |",
                 l.traded,
                 l.windows,
                 l.tick_to_order.count,

@@ -180,6 +180,8 @@ pub struct OpportunityTrace {
     /// Receive time of the first book message the evaluation covered.
     pub received_at: u64,
     pub decided_at: u64,
+    /// The opportunity's `found_at`: ties a trade back to its decision.
+    pub found_at: u64,
 }
 
 impl Shared {
@@ -880,6 +882,7 @@ impl Worker {
                     pair: pair.clone(),
                     received_at: changed.first_received_at,
                     decided_at,
+                    found_at: opportunity.found_at,
                 });
             }
             self.shared
