@@ -35,6 +35,8 @@ pub struct Loopback {
     pub windows: usize,
     pub traded: usize,
     pub book_updates: u64,
+    /// The executor's own stages of the same trades.
+    pub order_path: Vec<(&'static str, LatencySummary)>,
 }
 
 /// Windows open this often, each on the next pair, and last half as long.
@@ -180,6 +182,18 @@ pub async fn measure(
         })
         .map(|t| (t.opportunity.pair, t.opportunity.found_at))
         .collect();
+    let stages = &trading.executor.stages;
+    let order_path = vec![
+        (
+            "decision → executor starts (risk gate, hand-over)",
+            stages.to_executor.summary(),
+        ),
+        (
+            "executor's checks (lease, grid, cash)",
+            stages.checks.summary(),
+        ),
+        ("trade intent written to the store", stages.intent.summary()),
+    ];
     trading.stop().await;
     feeds.stop().await;
     let strategy = host.strategy.clone();
@@ -197,6 +211,7 @@ pub async fn measure(
         windows,
         traded,
         book_updates,
+        order_path,
     })
 }
 
@@ -274,10 +289,7 @@ mod tests {
             // No orders within half a period: a window, not traded.
             trace(3 * w, 3 * w + 5),
         ];
-        let sent = [
-            (PairId("a".into()), 1_501),
-            (PairId("a".into()), w + 2_001),
-        ];
+        let sent = [(PairId("a".into()), 1_501), (PairId("a".into()), w + 2_001)];
         let arrivals = [
             (Venue::Kalshi, 1_600),
             (Venue::Polymarket, 2_400),

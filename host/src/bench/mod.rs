@@ -258,6 +258,14 @@ impl BenchReport {
                 l.tick_to_order.count,
                 quantiles(&l.tick_to_order)
             );
+            for (stage, q) in &l.order_path {
+                let _ = writeln!(
+                    s,
+                    "| … of which {stage} | {} | {} | |",
+                    q.count,
+                    quantiles(q)
+                );
+            }
         } else if !self.paced.is_empty() {
             latency_header(&mut s, "latency");
         }

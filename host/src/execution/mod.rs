@@ -119,6 +119,17 @@ pub struct VenueClients {
     pub polymarket: PolymarketRest,
 }
 
+/// The order path's stages, each timed on every trade that sends orders.
+#[derive(Default)]
+pub struct OrderPathStages {
+    /// The plugin's decision → the executor starts on it (risk gate, hand-over).
+    pub to_executor: crate::strategy::stats::Histogram,
+    /// Lease, grid and cash checks.
+    pub checks: crate::strategy::stats::Histogram,
+    /// Writing the trade intent and its planned orders.
+    pub intent: crate::strategy::stats::Histogram,
+}
+
 /// A venue's cash as last read, less what our orders sent since may spend.
 #[derive(Debug, Clone, Copy)]
 struct CachedBalance {
@@ -138,6 +149,8 @@ pub struct Executor {
     pub store: TradeStore,
     /// Writes the store could not make after an order went out (logged, counted).
     store_errors: std::sync::atomic::AtomicU64,
+    /// Where the order path spends its time (`doubletime bench` reports them).
+    pub stages: OrderPathStages,
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
     /// The last balance read per venue, and when.
@@ -259,6 +272,7 @@ impl Executor {
             policy,
             store,
             store_errors: Default::default(),
+            stages: Default::default(),
             leases: Default::default(),
             held_back: Default::default(),
             fill_watch: Default::default(),
@@ -1072,6 +1086,8 @@ impl Executor {
     }
 
     pub async fn execute(&self, cmd: ExecuteTrade) {
+        let started = std::time::Instant::now();
+        let to_executor = now_micros().saturating_sub(cmd.opportunity.found_at);
         let pair = cmd.opportunity.pair.clone();
         let Some(entry) = self.books.get(&pair) else {
             self.risk.trade_finished(&pair, Usd::ZERO, false);
@@ -1123,7 +1139,10 @@ impl Executor {
                 .refuse(&cmd, vec![yes, no], TradeOutcome::Refused(refusal))
                 .await;
         }
+        self.stages.to_executor.record_ns(to_executor * 1_000);
+        self.stages.checks.record(started.elapsed());
         // The intent before any order: a crash from here on is found at start-up.
+        let writing = std::time::Instant::now();
         let intent = TradeIntent {
             trade_id: cmd.trade_id.clone(),
             opportunity: cmd.opportunity.clone(),
@@ -1137,6 +1156,7 @@ impl Executor {
             self.risk.trade_finished(&pair, Usd::ZERO, false);
             return;
         }
+        self.stages.intent.record(writing.elapsed());
         let (y, n) = match self.policy.leg_mode {
             LegMode::Concurrent => {
                 let (y, n) = tokio::join!(self.send(&entry, yes), self.send(&entry, no));
