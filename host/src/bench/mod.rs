@@ -89,6 +89,13 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Resident set now (VmRSS) in KiB; Linux only.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Writing 5 to clear_refs resets VmHWM (Linux ≥ 4.0), so each phase gets its own peak.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -327,6 +334,14 @@ impl BenchReport {
                 s,
                 "| evaluations missed / made twice by the swapped plugin | {} / {} | 0 / 0 |",
                 r.missed, r.doubled
+            );
+            let _ = writeln!(
+                s,
+                "| resident memory after swap {} → after swap {} | {} → {} | flat |",
+                r.warm_after,
+                r.swaps,
+                mib(r.rss_warm),
+                mib(r.rss_end)
             );
         }
         if self.loopback.is_some() || self.reload.is_some() {

@@ -25,6 +25,11 @@ pub struct Reload {
     /// Evaluations the swapped plugin missed, or made twice (calls − evaluations).
     pub missed: u64,
     pub doubled: u64,
+    /// Resident memory (KiB) once the first swaps have warmed up, and after the last.
+    pub rss_warm: Option<u64>,
+    pub rss_end: Option<u64>,
+    /// The swap after which `rss_warm` was read.
+    pub warm_after: usize,
 }
 
 const SWAPPED: &str = "swapped";
@@ -40,7 +45,7 @@ pub fn measure(
     let market = wire::pairs(100);
     let snapshots = wire::snapshots(&market);
     // Enough for the whole run at the feeding pace below.
-    let messages = wire::updates(&market, 2_000 * swaps.max(1) * 2);
+    let messages = 2_000 * swaps.max(1) * 2;
     let p = Pipeline::new(host, &market);
     p.load(std::slice::from_ref(&steady))?;
     std::fs::write(&file, &*versions[0])?;
@@ -63,23 +68,33 @@ pub fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = {
         let stop = stop.clone();
+        let market = market.clone();
         std::thread::spawn(move || {
             // About 20,000 updates per second: a busy market, not saturation.
-            for chunk in messages.chunks(100) {
-                if stop.load(Ordering::Relaxed) {
-                    break;
+            // Made one at a time, so a long run holds no session in memory.
+            for k in 0..messages {
+                if k % 100 == 0 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                for (venue, text) in chunk {
-                    feed.on_text(*venue, text);
-                }
-                std::thread::sleep(Duration::from_millis(5));
+                let (venue, text) = wire::update(&market, k);
+                feed.on_text(venue, &text);
             }
             feed
         })
     };
 
     let mut swap_ms = Vec::with_capacity(swaps);
+    // Memory is compared from here on: the first swaps fill the engine's
+    // pools and caches once.
+    let warm_after = (swaps / 10).clamp(1, 20).min(swaps);
+    let mut rss_warm = None;
     for k in 0..swaps {
+        if k == warm_after {
+            rss_warm = super::rss_kib();
+        }
         let bytes = &versions[(k + 1) % 2];
         let tmp = dir.path().join(format!("{SWAPPED}.wasm.tmp"));
         std::fs::write(&tmp, &**bytes)?;
@@ -101,6 +116,7 @@ pub fn measure(
         }
         swap_ms.push(closed.elapsed().as_secs_f64() * 1e3);
     }
+    let rss_end = super::rss_kib();
     stop.store(true, Ordering::Relaxed);
     let feed = feeder
         .join()
@@ -131,6 +147,9 @@ pub fn measure(
         updates: feed.book_updates(),
         missed: evaluations.saturating_sub(swapped),
         doubled: swapped.saturating_sub(evaluations),
+        rss_warm,
+        rss_end,
+        warm_after,
     };
     strategy.shutdown();
     Ok(result)

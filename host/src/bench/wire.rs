@@ -73,45 +73,51 @@ pub fn snapshots(pairs: &[MarketPair]) -> Vec<(Venue, String)> {
 
 /// `n` single-level changes after [`snapshots`], alternating venues.
 pub fn updates(pairs: &[MarketPair], n: usize) -> Vec<(Venue, String)> {
-    let mut seq = pairs.len() as u64;
-    (0..n)
-        .map(|k| {
-            let p = &pairs[(k / 2) % pairs.len()];
-            let round = k / (2 * pairs.len());
-            if k.is_multiple_of(2) {
-                seq += 1;
-                // +5 then −5 on a level behind the top: sizes never go negative.
-                let (side, price) = if round % 4 < 2 {
-                    ("yes", "0.3900")
-                } else {
-                    ("no", "0.5400")
-                };
-                let delta = if round.is_multiple_of(2) { "5.00" } else { "-5.00" };
-                (
-                    Venue::Kalshi,
-                    format!(
-                        r#"{{"msg":{{"delta_fp":"{delta}","market_id":"m","market_ticker":"{}","price_dollars":"{price}","side":"{side}","ts_ms":1}},"seq":{seq},"sid":1,"type":"orderbook_delta"}}"#,
-                        p.kalshi_ticker
-                    ),
-                )
-            } else {
-                // The second ask level's absolute size, alternating; the top stays.
-                let (token, price, bid, ask) = if round.is_multiple_of(2) {
-                    (&p.polymarket_yes_token, "0.45", "0.40", "0.44")
-                } else {
-                    (&p.polymarket_no_token, "0.59", "0.54", "0.58")
-                };
-                let size = if round % 4 < 2 { "105" } else { "100" };
-                (
-                    Venue::Polymarket,
-                    format!(
-                        r#"{{"event_type":"price_change","market":"{}","price_changes":[{{"asset_id":"{token}","best_ask":"{ask}","best_bid":"{bid}","hash":"0","price":"{price}","side":"SELL","size":"{size}"}}],"timestamp":"1"}}"#,
-                        p.polymarket_condition_id
-                    ),
-                )
-            }
-        })
-        .collect()
+    (0..n).map(|k| update(pairs, k)).collect()
+}
+
+/// The `k`-th change after [`snapshots`]: made on demand, so a long run
+/// need not hold its whole session in memory.
+pub fn update(pairs: &[MarketPair], k: usize) -> (Venue, String) {
+    let p = &pairs[(k / 2) % pairs.len()];
+    let round = k / (2 * pairs.len());
+    if k.is_multiple_of(2) {
+        // Kalshi messages are every other one, each the next `seq`.
+        let seq = (pairs.len() + k / 2 + 1) as u64;
+        // +5 then −5 on a level behind the top: sizes never go negative.
+        let (side, price) = if round % 4 < 2 {
+            ("yes", "0.3900")
+        } else {
+            ("no", "0.5400")
+        };
+        let delta = if round.is_multiple_of(2) {
+            "5.00"
+        } else {
+            "-5.00"
+        };
+        (
+            Venue::Kalshi,
+            format!(
+                r#"{{"msg":{{"delta_fp":"{delta}","market_id":"m","market_ticker":"{}","price_dollars":"{price}","side":"{side}","ts_ms":1}},"seq":{seq},"sid":1,"type":"orderbook_delta"}}"#,
+                p.kalshi_ticker
+            ),
+        )
+    } else {
+        // The second ask level's absolute size, alternating; the top stays.
+        let (token, price, bid, ask) = if round.is_multiple_of(2) {
+            (&p.polymarket_yes_token, "0.45", "0.40", "0.44")
+        } else {
+            (&p.polymarket_no_token, "0.59", "0.54", "0.58")
+        };
+        let size = if round % 4 < 2 { "105" } else { "100" };
+        (
+            Venue::Polymarket,
+            format!(
+                r#"{{"event_type":"price_change","market":"{}","price_changes":[{{"asset_id":"{token}","best_ask":"{ask}","best_bid":"{bid}","hash":"0","price":"{price}","side":"SELL","size":"{size}"}}],"timestamp":"1"}}"#,
+                p.polymarket_condition_id
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
