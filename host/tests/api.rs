@@ -114,25 +114,15 @@ impl TestApi {
             )),
             ..Config::default()
         };
-        let host = tokio::task::spawn_blocking(move || Host::start(config))
-            .await
-            .unwrap()
-            .unwrap();
-        let host = Arc::new(host);
-        assert!(host.strategy.report("buy-both").is_some());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(doubletime::api::serve(host.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let served = support::serve_host(config).await;
+        assert!(served.host.strategy.report("buy-both").is_some());
         TestApi {
-            base,
-            host,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            base: served.base,
+            host: served.host,
+            http: served.http,
             root,
-            stop: Some(stop),
-            server,
+            stop: Some(served.stop),
+            server: served.server,
         }
     }
 

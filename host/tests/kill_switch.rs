@@ -70,30 +70,20 @@ async fn rig() -> Rig {
         )),
         ..Config::default()
     };
-    let host = tokio::task::spawn_blocking(move || Host::start(config))
-        .await
-        .unwrap()
-        .unwrap();
-    let host = Arc::new(host);
+    let served = support::serve_host(config).await;
     let clients = VenueClients {
         kalshi: kalshi(&sim),
         polymarket: polymarket(&sim),
     };
-    let trading = start_trading(&host, clients).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(doubletime::api::serve(host.clone(), listener, async {
-        let _ = stopped.await;
-    }));
+    let trading = start_trading(&served.host, clients).await.unwrap();
     Rig {
         sim,
-        host,
+        host: served.host,
         trading,
-        api,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        api: served.base,
+        http: served.http,
         _root: root,
-        _stop: stop,
+        _stop: served.stop,
     }
 }
 

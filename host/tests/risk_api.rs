@@ -75,23 +75,13 @@ impl TestApi {
             )),
             ..Config::default()
         };
-        let host = tokio::task::spawn_blocking(move || Host::start(config))
-            .await
-            .unwrap()
-            .unwrap();
-        let host = Arc::new(host);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(doubletime::api::serve(host.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let served = support::serve_host(config).await;
         TestApi {
-            base,
-            host,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            base: served.base,
+            host: served.host,
+            http: served.http,
             _root: root,
-            _stop: stop,
+            _stop: served.stop,
         }
     }
 

@@ -282,3 +282,36 @@ pub fn creds() -> doubletime::venues::polymarket::ApiCreds {
         doubletime::config::Secret::new("pp"),
     )
 }
+
+/// A host started from `config` with its REST API served on a free loopback
+/// port, as the API, risk and kill-switch tests use it.
+pub struct ServedHost {
+    pub host: Arc<doubletime::app::Host>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub http: reqwest::Client,
+    /// Sending (or dropping) it stops the server.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn serve_host(config: doubletime::config::Config) -> ServedHost {
+    let host = tokio::task::spawn_blocking(move || doubletime::app::Host::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let host = Arc::new(host);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(doubletime::api::serve(host.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    ServedHost {
+        host,
+        base,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        stop,
+        server,
+    }
+}
