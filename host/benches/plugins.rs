@@ -1,5 +1,6 @@
 //! Cost of one `evaluate` per plugin language, beside the same rule as a native
-//! Rust function and the bare component-call floor (an exported `u32 -> u32`).
+//! Rust function, the bare component-call floor (an exported `u32 -> u32`) and
+//! the Rust plugin's 1.1 `evaluate-top`.
 //!
 //! Run: `scripts/build-plugins && cargo bench -p doubletime --bench plugins`
 
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use doubletime::strategy::bindings::{MarketView, VenueQuote};
-use doubletime::strategy::view::{DEPTH, empty_view};
+use doubletime::strategy::view::{DEPTH, empty_view, top_of_book};
 use doubletime::strategy::{PluginHost, RuntimeLimits};
 use strategy_rules::buy_both;
 
@@ -104,6 +105,29 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(instance.evaluate(black_box(&v)).unwrap().len()))
         });
     }
+
+    // The 1.1 fast hot call: twelve scalars in registers, the answer in a
+    // fixed return area. Terms were given once, as the runtime does.
+    let (code, mut instance) = host
+        .load(
+            "buy-both",
+            &std::fs::read(dir.join("buy-both.wasm")).unwrap(),
+        )
+        .expect("load");
+    assert!(code.top_of_book);
+    instance.configure(&[]).unwrap().unwrap();
+    let (top, terms) = top_of_book(&v);
+    assert!(instance.evaluate_top(&top, &terms).unwrap().is_some());
+    g.bench_function("plugin-buy-both-top-of-book", |b| {
+        b.iter(|| {
+            black_box(
+                instance
+                    .evaluate_top(black_box(&top), &terms)
+                    .unwrap()
+                    .is_some(),
+            )
+        })
+    });
     g.finish();
 }
 

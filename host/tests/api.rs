@@ -514,6 +514,11 @@ async fn plugins_are_reported_disabled_enabled_and_configured() {
         .json();
     assert_eq!(one["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(one["mode"]["state"], "active");
+    assert_eq!(one["wit_version"], "1.1.0");
+    assert_eq!(
+        one["hot_call"], "evaluate-top",
+        "buy-both exports top-of-book"
+    );
 
     let off = api
         .send(api.authed(Method::POST, "/plugins/buy-both/disable"))

@@ -12,6 +12,8 @@ use doubletime::books::BookStore;
 use doubletime::bus::{BookChanged, Bus, StatusEvent};
 use doubletime::domain::events::PluginStatus;
 use doubletime::domain::{PairId, Venue};
+use doubletime::strategy::bindings::{MarketView, Opportunity, VenueQuote};
+use doubletime::strategy::view::{DEPTH, empty_view, top_of_book};
 use doubletime::strategy::{
     FaultPolicy, LoadError, PluginHost, PluginMode, RuntimeLimits, StrategyRuntime, now_micros,
 };
@@ -199,6 +201,123 @@ fn broken_files_are_rejected_with_a_clear_error() {
         host.load("Upper", &good),
         Err(LoadError::BadName(_))
     ));
+}
+
+/// A deterministic pseudo-random view: quotes on both venues, sometimes empty
+/// sides, fees and minimum sizes that vary.
+fn random_view(next: &mut impl FnMut() -> u64, market: u32) -> MarketView {
+    let mut quote = |ppm: u32| {
+        let price = |n: &mut dyn FnMut() -> u64| match n() % 8 {
+            0 => 0,
+            _ => 300_000 + (n() % 400_000) as u32,
+        };
+        let yes_ask = price(next);
+        let no_ask = price(next);
+        VenueQuote {
+            yes_ask,
+            yes_ask_size: if yes_ask == 0 { 0 } else { next() % 20_000 },
+            no_ask,
+            no_ask_size: if no_ask == 0 { 0 } else { next() % 20_000 },
+            yes_bid: 0,
+            no_bid: 0,
+            book_age_us: next() % 10_000,
+            taker_fee_ppm: ppm + (next() % 3) as u32 * 10_000,
+            fee_exponent: 1,
+            min_size: [1, 100, 500][(next() % 3) as usize],
+            size_step: 1,
+        }
+    };
+    let mut v = empty_view();
+    v.market = market;
+    v.now_us = 1_700_000_000_000_000;
+    v.kalshi = quote(70_000);
+    v.polymarket = quote(40_000);
+    v.ladders = vec![0; 8 * DEPTH as usize];
+    v
+}
+
+#[test]
+fn the_top_of_book_call_decides_what_the_full_view_decides() {
+    let host = support::host();
+    let (code, mut full) = host
+        .load("buy-both", &support::plugin_bytes("buy-both"))
+        .unwrap();
+    assert!(
+        code.top_of_book,
+        "buy-both exports the 1.1 top-of-book call"
+    );
+    let (walk, _) = host
+        .load("walk-books", &support::plugin_bytes("walk-books"))
+        .unwrap();
+    assert!(!walk.top_of_book, "walk-books needs the ladders");
+    let mut fast = host.instantiate(&code).unwrap();
+    for i in [&mut full, &mut fast] {
+        i.configure(&[]).unwrap().unwrap();
+        i.register_markets(&[]).unwrap();
+    }
+    assert!(fast.has_top_of_book());
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut found, mut both) = (0, 0);
+    // Four markets whose terms change from view to view: a plugin answering
+    // with another market's terms, or stale ones, decides differently.
+    for n in 0..3_000u32 {
+        let v = random_view(&mut next, n % 4);
+        let all = full.evaluate(&v).unwrap();
+        // The host's pick: the highest edge, the first on a tie.
+        let best = all.iter().fold(None::<&Opportunity>, |b, o| match b {
+            Some(b) if b.expected_net_edge >= o.expected_net_edge => Some(b),
+            _ => Some(o),
+        });
+        let (top, terms) = top_of_book(&v);
+        let got = fast.evaluate_top(&top, &terms).unwrap();
+        assert_eq!(got.as_ref(), best, "view {n}: {v:?}");
+        found += usize::from(got.is_some());
+        both += usize::from(all.len() == 2);
+    }
+    // The sweep exercised both answers and both directions at once.
+    assert!(found > 300 && found < 2_700, "{found} opportunities");
+    assert!(both > 10, "{both} views open in both directions");
+    // New markets: the terms are given again before the next call.
+    fast.register_markets(&[]).unwrap();
+    let v = random_view(&mut next, 2);
+    let (top, terms) = top_of_book(&v);
+    let all = full.evaluate(&v).unwrap();
+    let got = fast.evaluate_top(&top, &terms).unwrap();
+    assert_eq!(got.is_some(), !all.is_empty());
+}
+
+#[test]
+fn a_plugin_built_for_wit_1_0_loads_and_evaluates_in_this_host() {
+    let host = support::host();
+    let (old, mut inst) = host
+        .load("test-wit-1-0", &support::plugin_bytes("test-wit-1-0"))
+        .unwrap();
+    assert!(!old.top_of_book);
+    assert!(!inst.has_top_of_book());
+    let (_, mut current) = host
+        .load("buy-both", &support::plugin_bytes("buy-both"))
+        .unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut found = 0;
+    for _ in 0..200 {
+        let v = random_view(&mut next, 0);
+        let got = inst.evaluate(&v).unwrap();
+        assert_eq!(got, current.evaluate(&v).unwrap());
+        found += got.len();
+    }
+    assert!(found > 0);
 }
 
 #[test]

@@ -1,8 +1,8 @@
-// Component entry for the `strategy` world (doubletime:strategy@1.0.0), built with
+// Component entry for the `strategy` world (doubletime:strategy@1.1.0), built with
 // componentize-js: world-level exports are ES exports named in camelCase
 // (register-markets -> registerMarkets); the host interface is imported from
-// 'doubletime:strategy/host@1.0.0'. The rule itself lives in ./rule.js.
-import { log } from 'doubletime:strategy/host@1.0.0';
+// 'doubletime:strategy/host@1.1.0'. The rule itself lives in ./rule.js.
+import { log } from 'doubletime:strategy/host@1.1.0';
 import {
   DEFAULT_CONFIG,
   applyParams,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
+use super::bindings::top::{MarketTerms, TopOfBook, TopOfBookIndices, TopView};
 use super::bindings::{
-    MarketInfo, MarketView, Opportunity, Param, PluginInfo, Strategy, StrategyPre, WIT_VERSION,
+    MarketInfo, MarketView, Opportunity, Param, PluginInfo, Strategy, StrategyIndices, WIT_VERSION,
 };
 use super::state::{PluginState, now_micros};
 
@@ -106,7 +107,11 @@ pub struct PluginCode {
     pub load_time: Duration,
     pub loaded_at: u64,
     pub from_cache: bool,
-    pre: StrategyPre<PluginState>,
+    /// Whether the plugin exports the 1.1 `top-of-book` fast hot call.
+    pub top_of_book: bool,
+    pre: InstancePre<PluginState>,
+    indices: StrategyIndices,
+    top: Option<TopOfBookIndices>,
 }
 
 impl std::fmt::Debug for PluginCode {
@@ -122,6 +127,9 @@ impl std::fmt::Debug for PluginCode {
 pub struct PluginInstance {
     store: Store<PluginState>,
     bindings: Strategy,
+    top: Option<TopOfBook>,
+    /// The terms `set-terms` last gave this instance, by market index.
+    terms_sent: Vec<Option<MarketTerms>>,
     limits: Arc<RuntimeLimits>,
 }
 
@@ -239,11 +247,20 @@ impl PluginHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let pre = StrategyPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let indices =
+            StrategyIndices::new(&pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        // Optional: a 1.0 plugin, or one that needs the full view, has no `top-of-book`.
+        let top = TopOfBookIndices::new(&pre).ok();
         let name: Arc<str> = name.into();
-        let mut instance =
-            PluginInstance::new(&self.engine, &pre, name.clone(), self.limits.clone())
-                .map_err(|f| LoadError::Describe(f.to_string()))?;
+        let mut instance = PluginInstance::new(
+            &self.engine,
+            &pre,
+            &indices,
+            top.as_ref(),
+            name.clone(),
+            self.limits.clone(),
+        )
+        .map_err(|f| LoadError::Describe(f.to_string()))?;
         let info = instance
             .describe()
             .map_err(|f| LoadError::Describe(f.to_string()))?;
@@ -265,7 +282,10 @@ impl PluginHost {
             load_time: started.elapsed(),
             loaded_at: now_micros(),
             from_cache,
+            top_of_book: top.is_some(),
             pre,
+            indices,
+            top,
         });
         Ok((code, instance))
     }
@@ -290,6 +310,8 @@ impl PluginHost {
         PluginInstance::new(
             &self.engine,
             &code.pre,
+            &code.indices,
+            code.top.as_ref(),
             code.name.clone(),
             self.limits.clone(),
         )
@@ -358,7 +380,9 @@ fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault 
 impl PluginInstance {
     fn new(
         engine: &Engine,
-        pre: &StrategyPre<PluginState>,
+        pre: &InstancePre<PluginState>,
+        indices: &StrategyIndices,
+        top: Option<&TopOfBookIndices>,
         name: Arc<str>,
         limits: Arc<RuntimeLimits>,
     ) -> Result<Self, Fault> {
@@ -366,12 +390,18 @@ impl PluginInstance {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks(limits.control_budget, limits.tick));
         store.epoch_deadline_trap();
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, limits.control_budget, limits.memory_cap))?;
+        let fault = |e| classify(e, limits.control_budget, limits.memory_cap);
+        let instance = pre.instantiate(&mut store).map_err(fault)?;
+        let bindings = indices.load(&mut store, &instance).map_err(fault)?;
+        let top = match top {
+            Some(t) => Some(t.load(&mut store, &instance).map_err(fault)?),
+            None => None,
+        };
         Ok(PluginInstance {
             store,
             bindings,
+            top,
+            terms_sent: Vec::new(),
             limits,
         })
     }
@@ -401,9 +431,50 @@ impl PluginInstance {
     pub fn register_markets(&mut self, markets: &[MarketInfo]) -> Result<(), Fault> {
         let budget = self.limits.control_budget;
         self.arm(budget);
+        // New markets: every pair's terms go again before its next `evaluate-top`.
+        self.terms_sent.clear();
         self.bindings
             .call_register_markets(&mut self.store, markets)
             .map_err(|e| classify(e, budget, self.limits.memory_cap))
+    }
+
+    /// Whether this instance takes the 1.1 fast hot call, [`Self::evaluate_top`].
+    pub fn has_top_of_book(&self) -> bool {
+        self.top.is_some()
+    }
+
+    /// The fast hot call of a plugin exporting `top-of-book`: the pair's terms go
+    /// first when the plugin has not seen them (after `register-markets`, or
+    /// when they changed), then `evaluate-top`. Output is checked like
+    /// [`Self::evaluate`]'s.
+    pub fn evaluate_top(
+        &mut self,
+        view: &TopView,
+        terms: &MarketTerms,
+    ) -> Result<Option<Opportunity>, Fault> {
+        let Some(top) = self.top.as_ref() else {
+            return Err(Fault::BadOutput("no top-of-book export".into()));
+        };
+        let slot = view.market as usize;
+        if self.terms_sent.get(slot).and_then(Option::as_ref) != Some(terms) {
+            let budget = self.limits.control_budget;
+            self.store
+                .set_epoch_deadline(ticks(budget, self.limits.tick));
+            top.call_set_terms(&mut self.store, std::slice::from_ref(terms))
+                .map_err(|e| classify(e, budget, self.limits.memory_cap))?;
+            if self.terms_sent.len() <= slot {
+                self.terms_sent.resize(slot + 1, None);
+            }
+            self.terms_sent[slot] = Some(*terms);
+        }
+        let budget = self.limits.evaluate_budget;
+        self.store
+            .set_epoch_deadline(ticks(budget, self.limits.tick));
+        let out = top
+            .call_evaluate_top(&mut self.store, *view)
+            .map_err(|e| classify(e, budget, self.limits.memory_cap))?;
+        check_output(view.market, out.as_slice())?;
+        Ok(out)
     }
 
     /// The hot call. Output is checked: anything a venue could not accept is a fault.
@@ -414,7 +485,7 @@ impl PluginInstance {
             .bindings
             .call_evaluate(&mut self.store, view)
             .map_err(|e| classify(e, budget, self.limits.memory_cap))?;
-        check_output(view, &out)?;
+        check_output(view.market, &out)?;
         Ok(out)
     }
 
@@ -431,7 +502,7 @@ fn ticks(budget: Duration, tick: Duration) -> u64 {
 /// Most opportunities one call may return: one per direction is all a rule needs.
 pub const MAX_OPPORTUNITIES_PER_CALL: usize = 16;
 
-fn check_output(view: &MarketView, out: &[Opportunity]) -> Result<(), Fault> {
+fn check_output(market: u32, out: &[Opportunity]) -> Result<(), Fault> {
     if out.len() > MAX_OPPORTUNITIES_PER_CALL {
         return Err(Fault::BadOutput(format!(
             "{} opportunities in one call (max {MAX_OPPORTUNITIES_PER_CALL})",
@@ -440,10 +511,10 @@ fn check_output(view: &MarketView, out: &[Opportunity]) -> Result<(), Fault> {
     }
     for o in out {
         let bad = |m: String| Err(Fault::BadOutput(m));
-        if o.market != view.market {
+        if o.market != market {
             return bad(format!(
-                "opportunity for market {} when asked about {}",
-                o.market, view.market
+                "opportunity for market {} when asked about {market}",
+                o.market
             ));
         }
         for (leg, p) in [("yes-limit", o.yes_limit), ("no-limit", o.no_limit)] {

@@ -67,6 +67,9 @@ pub struct PluginReport {
     /// Content hash (sha256) of the running version.
     pub sha256: String,
     pub wit_version: &'static str,
+    /// The hot call the runtime makes: `evaluate-top` for plugins exporting the
+    /// 1.1 `top-of-book` interface, `evaluate` otherwise.
+    pub hot_call: &'static str,
     pub loaded_at_us: u64,
     pub load_ms: f64,
     pub from_cache: bool,
@@ -634,6 +637,11 @@ fn report(name: &str, r: &Registered) -> PluginReport {
         description: r.code.info.description.clone(),
         sha256: r.code.sha256.clone(),
         wit_version: super::bindings::WIT_VERSION,
+        hot_call: if r.code.top_of_book {
+            "evaluate-top"
+        } else {
+            "evaluate"
+        },
         loaded_at_us: r.code.loaded_at,
         load_ms: r.code.load_time.as_secs_f64() * 1e3,
         from_cache: r.code.from_cache,
@@ -811,14 +819,28 @@ impl Worker {
             return;
         };
         let now = now_micros();
-        view::fill_view(
-            &mut self.view,
-            entry.index,
-            &entry.state(),
-            &entry.fees,
-            entry.polymarket_min_size,
-            now,
-        );
+        // Ladders only when an active plugin takes the full view: the
+        // `top-of-book` ones need the scalars alone, and the book's lock is
+        // held for less time.
+        let ladders = self
+            .slots
+            .iter()
+            .any(|s| s.enabled && !s.quarantined && !s.code.top_of_book);
+        {
+            let state = entry.state();
+            view::fill_quotes(
+                &mut self.view,
+                entry.index,
+                &state,
+                &entry.fees,
+                entry.polymarket_min_size,
+                now,
+            );
+            if ladders {
+                view::fill_ladders(&mut self.view, &state);
+            }
+        }
+        let (top, terms) = view::top_of_book(&self.view);
         self.shared.evaluations.fetch_add(1, Ordering::Relaxed);
         self.shared
             .changes
@@ -837,7 +859,13 @@ impl Worker {
                 continue;
             };
             let started = Instant::now();
-            let result = instance.evaluate(&self.view);
+            let result = if instance.has_top_of_book() {
+                instance
+                    .evaluate_top(&top, &terms)
+                    .map(|o| o.into_iter().collect())
+            } else {
+                instance.evaluate(&self.view)
+            };
             slot.stats.latency.record(started.elapsed());
             slot.stats.calls.fetch_add(1, Ordering::Relaxed);
             match result {

@@ -7,6 +7,7 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use super::bindings::top::{MarketTerms, TopView, VenueTerms, VenueTop};
 use super::bindings::{MarketView, VenueQuote};
 use crate::books::PairEntry;
 use crate::domain::{
@@ -68,6 +69,20 @@ pub fn fill_view(
     poly_min: Size,
     now: UnixMicros,
 ) {
+    fill_quotes(out, index, state, fees, poly_min, now);
+    fill_ladders(out, state);
+}
+
+/// The view's scalars (everything but the ladders): all a `top-of-book`
+/// plugin is given.
+pub fn fill_quotes(
+    out: &mut MarketView,
+    index: u32,
+    state: &MarketState,
+    fees: &PairFees,
+    poly_min: Size,
+    now: UnixMicros,
+) {
     out.market = index;
     out.now_us = now;
     out.kalshi = quote(
@@ -78,6 +93,10 @@ pub fn fill_view(
         now,
     );
     out.polymarket = quote(Venue::Polymarket, &state.polymarket, fees, poly_min, now);
+}
+
+/// The view's ladders: `DEPTH` ask levels per outcome and venue.
+pub fn fill_ladders(out: &mut MarketView, state: &MarketState) {
     out.depth = DEPTH;
     out.ladders.clear();
     for (venue, outcome) in [
@@ -101,6 +120,36 @@ pub fn fill_view(
             out.ladders.extend([0, 0]);
         }
     }
+}
+
+/// The `top-of-book` call's argument and the pair's terms, from a view's scalars.
+pub fn top_of_book(v: &MarketView) -> (TopView, MarketTerms) {
+    let top = |q: &VenueQuote| VenueTop {
+        yes_ask: q.yes_ask,
+        yes_ask_size: q.yes_ask_size,
+        no_ask: q.no_ask,
+        no_ask_size: q.no_ask_size,
+        book_age_us: q.book_age_us,
+    };
+    let terms = |q: &VenueQuote| VenueTerms {
+        taker_fee_ppm: q.taker_fee_ppm,
+        fee_exponent: q.fee_exponent,
+        min_size: q.min_size,
+        size_step: q.size_step,
+    };
+    (
+        TopView {
+            market: v.market,
+            now_us: v.now_us,
+            kalshi: top(&v.kalshi),
+            polymarket: top(&v.polymarket),
+        },
+        MarketTerms {
+            market: v.market,
+            kalshi: terms(&v.kalshi),
+            polymarket: terms(&v.polymarket),
+        },
+    )
 }
 
 pub fn empty_view() -> MarketView {

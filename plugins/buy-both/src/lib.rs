@@ -9,13 +9,44 @@ mod component {
 
     use strategy_rules::buy_both::{self as rule, Params};
 
-    wit_bindgen::generate!({ path: "../../wit", world: "strategy" });
+    // `strategy-top`: the 1.0 world plus the 1.1 fast hot call, `evaluate-top`.
+    wit_bindgen::generate!({ path: "../../wit", world: "strategy-top" });
 
     use doubletime::strategy::host::{LogLevel, log};
     use doubletime::strategy::types::{ParamSpec, Venue, VenueQuote};
+    use exports::doubletime::strategy::top_of_book::{
+        Guest as TopOfBook, MarketTerms, TopView, VenueTerms, VenueTop,
+    };
 
     thread_local! {
         static PARAMS: RefCell<Params> = RefCell::new(Params::default());
+        /// Each market's (Kalshi, Polymarket) terms, by market index.
+        static TERMS: RefCell<Vec<Option<(VenueTerms, VenueTerms)>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn top_quote(top: &VenueTop, terms: &VenueTerms) -> rule::Quote {
+        rule::Quote {
+            yes_ask: top.yes_ask,
+            yes_ask_size: top.yes_ask_size,
+            no_ask: top.no_ask,
+            no_ask_size: top.no_ask_size,
+            taker_fee_ppm: terms.taker_fee_ppm,
+            fee_exponent: terms.fee_exponent,
+            min_size: terms.min_size,
+            size_step: terms.size_step,
+        }
+    }
+
+    fn opportunity(market: u32, f: rule::Found) -> Opportunity {
+        Opportunity {
+            market,
+            buy_yes_on: venue(f.buy_yes_on),
+            buy_no_on: venue(f.buy_no_on),
+            yes_limit: f.yes_limit,
+            no_limit: f.no_limit,
+            size: f.size,
+            expected_net_edge: f.net,
+        }
     }
 
     fn quote(q: &VenueQuote) -> rule::Quote {
@@ -92,16 +123,35 @@ mod component {
             );
             found
                 .into_iter()
-                .map(|f| Opportunity {
-                    market: view.market,
-                    buy_yes_on: venue(f.buy_yes_on),
-                    buy_no_on: venue(f.buy_no_on),
-                    yes_limit: f.yes_limit,
-                    no_limit: f.no_limit,
-                    size: f.size,
-                    expected_net_edge: f.net,
-                })
+                .map(|f| opportunity(view.market, f))
                 .collect()
+        }
+    }
+
+    impl TopOfBook for BuyBoth {
+        fn set_terms(terms: Vec<MarketTerms>) {
+            TERMS.with(|cell| {
+                let mut all = cell.borrow_mut();
+                for t in terms {
+                    let i = t.market as usize;
+                    if all.len() <= i {
+                        all.resize(i + 1, None);
+                    }
+                    all[i] = Some((t.kalshi, t.polymarket));
+                }
+            })
+        }
+
+        fn evaluate_top(view: TopView) -> Option<Opportunity> {
+            // The host always sends a market's terms before asking about it.
+            let (k, p) = TERMS.with(|c| c.borrow().get(view.market as usize).copied().flatten())?;
+            let params = PARAMS.with(|c| *c.borrow());
+            rule::best(
+                &top_quote(&view.kalshi, &k),
+                &top_quote(&view.polymarket, &p),
+                &params,
+            )
+            .map(|f| opportunity(view.market, f))
         }
     }
 

@@ -186,6 +186,18 @@ pub fn evaluate(kalshi: &Quote, polymarket: &Quote, params: &Params, out: &mut V
     ));
 }
 
+/// The more profitable of the two directions, as the host would pick from
+/// [`evaluate`]'s list (the first on a tie): what `evaluate-top` returns.
+pub fn best(kalshi: &Quote, polymarket: &Quote, params: &Params) -> Option<Found> {
+    let a = direction(Venue::Kalshi, kalshi, Venue::Polymarket, polymarket, params);
+    let b = direction(Venue::Polymarket, polymarket, Venue::Kalshi, kalshi, params);
+    match (a, b) {
+        (Some(a), Some(b)) if b.net > a.net => Some(b),
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +274,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn best_is_the_more_profitable_direction_of_evaluate() {
+        let params = Params::default();
+        // Both directions open, the second (YES on Polymarket) wider.
+        let k = quote(400_000, 300_000, 10_000, 70_000);
+        let p = quote(450_000, 550_000, 10_000, 40_000);
+        let mut out = Vec::new();
+        evaluate(&k, &p, &params, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[1].net > out[0].net);
+        assert_eq!(best(&k, &p, &params), Some(out[1]));
+        // Only the first open.
+        let p = quote(0, 550_000, 10_000, 40_000);
+        out.clear();
+        evaluate(&k, &p, &params, &mut out);
+        assert_eq!(best(&k, &p, &params), out.first().copied());
+        assert!(best(&k, &p, &params).is_some());
+        // Neither.
+        let k = quote(600_000, 600_000, 10_000, 70_000);
+        assert_eq!(best(&k, &p, &params), None);
     }
 
     #[test]
