@@ -92,7 +92,9 @@ impl Price {
 
     /// To micro-dollars; exact because a price has at most 6 decimals.
     pub fn to_micros(self) -> u32 {
-        (self.0 * Decimal::from(1_000_000)).to_u32().unwrap_or(0)
+        scaled_floor(self.0, 6)
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0)
     }
 
     pub fn value(self) -> Decimal {
@@ -162,9 +164,8 @@ impl Size {
 
     /// To hundredths, rounded down: the plugin must never see more size than exists.
     pub fn to_hundredths(self) -> u64 {
-        (self.0 * Decimal::from(100))
-            .floor()
-            .to_u64()
+        scaled_floor(self.0, 2)
+            .and_then(|m| u64::try_from(m).ok())
             .unwrap_or(u64::MAX)
     }
 
@@ -322,10 +323,32 @@ impl fmt::Display for Usd {
     }
 }
 
+/// `floor(d × 10^dp)` from the mantissa and scale alone: the conversions into
+/// the plugins' integer units run on every evaluation, and a `Decimal` multiply,
+/// floor and cast cost ten times this. `None` when it does not fit an `i128`.
+pub(crate) fn scaled_floor(d: Decimal, dp: u32) -> Option<i128> {
+    let (m, scale) = (d.mantissa(), d.scale());
+    if scale <= dp {
+        m.checked_mul(10i128.checked_pow(dp - scale)?)
+    } else {
+        Some(m.div_euclid(10i128.checked_pow(scale - dp)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    proptest::proptest! {
+        /// The mantissa shortcut is the Decimal multiply and floor it replaces.
+        #[test]
+        fn scaled_floor_is_the_decimal_floor(m in -(1i64 << 62)..(1i64 << 62), scale in 0u32..=18, dp in 0u32..=6) {
+            let d = Decimal::new(m, scale);
+            let want = (d * Decimal::from(10i64.pow(dp))).floor().to_i128();
+            proptest::prop_assert_eq!(scaled_floor(d, dp), want);
+        }
+    }
 
     #[test]
     fn parses_venue_price_strings() {

@@ -5,7 +5,6 @@
 //! cheaper than the venue charges).
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use super::bindings::top::{MarketTerms, TopView, VenueTerms, VenueTop};
 use super::bindings::{MarketView, VenueQuote};
@@ -18,9 +17,9 @@ use crate::domain::{
 pub const DEPTH: u32 = 5;
 
 fn ppm(rate: Decimal) -> u32 {
-    (rate * Decimal::from(1_000_000))
-        .ceil()
-        .to_u32()
+    // ceil(x) = -floor(-x), without a Decimal multiply on every evaluation.
+    crate::domain::money::scaled_floor(-rate, 6)
+        .and_then(|m| u32::try_from(-m).ok())
         .unwrap_or(u32::MAX)
 }
 
