@@ -12,7 +12,7 @@ use doubletime::domain::{
     MarketPair, MarketState, Outcome, PairFees, PairId, Price, Side, Size, SizeDelta, TokenId,
     Venue,
 };
-use doubletime::strategy::view::{empty_view, fill_view};
+use doubletime::strategy::view::{empty_view, fill_quotes, fill_view, top_of_book};
 use doubletime::venues::{kalshi, polymarket};
 
 const KALSHI_DELTA: &str = r#"{"type":"orderbook_delta","sid":2,"seq":3,"msg":{"market_ticker":"FED-23DEC-T3.00","market_id":"9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1","price_dollars":"0.960","delta_fp":"-54.00","side":"yes","ts":"2022-11-22T20:44:01Z","ts_ms":1669149841000}}"#;
@@ -108,6 +108,13 @@ fn bench(c: &mut Criterion) {
     let mut view = empty_view();
     g.bench_function("fill-plugin-view", |b| {
         b.iter(|| fill_view(&mut view, 0, black_box(&m), &fees, Size::whole(5), 2))
+    });
+    // What a `top-of-book` plugin is given: the scalars, no ladders.
+    g.bench_function("fill-top-of-book-view", |b| {
+        b.iter(|| {
+            fill_quotes(&mut view, 0, black_box(&m), &fees, Size::whole(5), 2);
+            black_box(top_of_book(&view))
+        })
     });
     let _ = (Venue::Kalshi, Outcome::Yes);
     g.finish();

@@ -460,6 +460,9 @@ fn legacy_fields(kind: &str) -> &'static [usize] {
 /// The frame is probed for `type` and the legacy fields of `msg`, then parsed
 /// straight into its message: no intermediate `Value` on the feed's hot path.
 pub fn parse(text: &str) -> Result<KalshiMessage, ParseError> {
+    if let Some(delta) = delta_in_one_pass(text) {
+        return Ok(KalshiMessage::OrderbookDelta(delta));
+    }
     let malformed = |e: serde_json::Error| ParseError::Malformed(e.to_string());
     let probe = super::super::wire::probe(text, "type", Some("msg"), LEGACY).map_err(|e| {
         // Values are skipped whatever they are, so a data error is the root's type.
@@ -494,6 +497,35 @@ pub fn parse(text: &str) -> Result<KalshiMessage, ParseError> {
         "orderbook_delta" => KalshiMessage::OrderbookDelta(typed(text)?),
         "fill" => KalshiMessage::Fill(typed(text)?),
         _ => return Err(ParseError::Unknown(kind.into_owned())),
+    })
+}
+
+/// Deltas are nearly every frame of the feed: one that is plainly a current
+/// delta is parsed in one pass, without the probe. Anything else (another
+/// type, a legacy field anywhere, a malformed frame) goes the probing way,
+/// which names what is wrong; for a well-formed delta both give the same.
+fn delta_in_one_pass(text: &str) -> Option<OrderbookDelta> {
+    // Quotes inside a JSON string are escaped, so `"price"` matches only a key
+    // (or a whole value, which just sends the frame the probing way).
+    if !text.contains(r#""orderbook_delta""#)
+        || text.contains(r#""price""#)
+        || text.contains(r#""delta""#)
+    {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        sid: u64,
+        seq: u64,
+        msg: OrderbookDeltaMsg,
+    }
+    let f: Frame = serde_json::from_str(text).ok()?;
+    (f.kind == "orderbook_delta").then_some(OrderbookDelta {
+        sid: f.sid,
+        seq: f.seq,
+        msg: f.msg,
     })
 }
 
@@ -823,6 +855,32 @@ pub(crate) mod tests {
 
     fn json(s: &str) -> Value {
         serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn the_one_pass_delta_is_the_probed_delta_and_defers_anything_odd() {
+        let text = fixture("ws_orderbook_delta.json");
+        let fast = delta_in_one_pass(&text).expect("a current delta takes the one pass");
+        let probed: OrderbookDelta = serde_json::from_str(&text).unwrap();
+        assert_eq!(fast, probed);
+        // Key order does not matter; a legacy field, another type or a
+        // missing field leaves the frame to the probing path.
+        let reordered = r#"{"msg":{"delta_fp":"-5.00","market_id":"m","market_ticker":"K","price_dollars":"0.44","side":"yes"},"seq":3,"sid":1,"type":"orderbook_delta"}"#;
+        assert_eq!(delta_in_one_pass(reordered).unwrap().seq, 3);
+        for odd in [
+            r#"{"msg":{"delta_fp":"-5.00","market_id":"m","market_ticker":"K","price_dollars":"0.44","price":44,"side":"yes"},"seq":3,"sid":1,"type":"orderbook_delta"}"#,
+            r#"{"msg":{"delta_fp":"-5.00","market_id":"m","market_ticker":"K","price_dollars":"0.44","side":"yes"},"seq":3,"sid":1,"type":"orderbook_snapshot"}"#,
+            r#"{"msg":{"market_id":"m","market_ticker":"K","price_dollars":"0.44","side":"yes"},"seq":3,"sid":1,"type":"orderbook_delta"}"#,
+            r#"{"msg":{"note":"\"type\":\"orderbook_delta\""},"type":"error","id":1}"#,
+        ] {
+            assert_eq!(delta_in_one_pass(odd), None, "{odd}");
+        }
+        assert!(matches!(
+            parse(
+                r#"{"msg":{"delta":5,"market_id":"m","market_ticker":"K","price":44,"side":"yes"},"seq":3,"sid":1,"type":"orderbook_delta"}"#
+            ),
+            Err(ParseError::Legacy { .. })
+        ));
     }
 
     #[test]

@@ -436,6 +436,9 @@ pub fn parse_each(text: &str) -> Result<Vec<Result<PolyMessage, ParseError>>, Pa
 const SHAPE_KEYS: &[&str] = &["price_changes", "changes", "asset_id"];
 
 fn parse_object(text: &str) -> Result<PolyMessage, ParseError> {
+    if let Some(change) = price_change_in_one_pass(text) {
+        return Ok(PolyMessage::PriceChange(change));
+    }
     let probe = crate::venues::wire::probe(text, "event_type", None, SHAPE_KEYS).map_err(|e| {
         // Values are skipped whatever they are, so a data error is the event's type.
         if e.is_data() {
@@ -469,6 +472,32 @@ fn parse_object(text: &str) -> Result<PolyMessage, ParseError> {
             event_type: other.chars().take(64).collect(),
         }),
     }
+}
+
+/// Price changes are nearly every event of the feed: one that is plainly a
+/// current price change (it has `price_changes[]`, so it is not the legacy
+/// shape) is parsed in one pass, without the probe. Anything else goes the
+/// probing way, which names what is wrong; for a well-formed event both agree.
+fn price_change_in_one_pass(text: &str) -> Option<PriceChangeMsg> {
+    // The type is checked once parsed; this only skips other events cheaply.
+    if !text.contains(r#""price_change""#) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        event_type: std::borrow::Cow<'a, str>,
+        market: String,
+        price_changes: Vec<PriceChange>,
+        #[serde(default)]
+        timestamp: String,
+    }
+    let e: Event = serde_json::from_str(text).ok()?;
+    (e.event_type == "price_change").then_some(PriceChangeMsg {
+        market: e.market,
+        price_changes: e.price_changes,
+        timestamp: e.timestamp,
+    })
 }
 
 // ------------------------------------------------------------------ REST --
@@ -779,6 +808,26 @@ pub(crate) mod tests {
         let mut v = parse(&fixture(name)).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    #[test]
+    fn the_one_pass_price_change_is_the_probed_one_and_defers_anything_odd() {
+        let text = fixture("ws_price_change.json");
+        let fast = price_change_in_one_pass(&text).expect("a current price change");
+        let probed: PriceChangeMsg = serde_json::from_str(&text).unwrap();
+        assert_eq!(fast, probed);
+        for odd in [
+            // The legacy shape: root asset_id and changes[].
+            r#"{"event_type":"price_change","asset_id":"1","market":"0x1","changes":[{"price":"0.5","side":"BUY","size":"1"}]}"#,
+            r#"{"event_type":"tick_size_change","market":"0x1","price_changes":[]}"#,
+            r#"{"event_type":"price_change","market":"0x1","price_changes":[{"price":"0.5"}]}"#,
+        ] {
+            assert_eq!(price_change_in_one_pass(odd), None, "{odd}");
+        }
+        assert_eq!(
+            parse(r#"{"event_type":"price_change","asset_id":"1","market":"0x1","changes":[]}"#),
+            Err(ParseError::Legacy)
+        );
     }
 
     #[test]
