@@ -7,13 +7,13 @@
 //! venue gave are in the recording when they came over the socket, and the
 //! event is counted as a gap either way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use crate::domain::{MarketPair, Outcome, PairId, Price, UnixMicros, Venue};
+use crate::domain::{MarketPair, PairId, UnixMicros};
 use crate::venues::feed::BookWriter;
-use crate::venues::kalshi::{self, BookAction, KalshiBookSync, NoSidePricing};
-use crate::venues::polymarket::{self, PolyMessage, PolymarketBooks};
+use crate::venues::kalshi::{self, KalshiBookSync, NoSidePricing};
+use crate::venues::polymarket::{self, PolymarketBooks};
 
 /// The Kalshi order-book feed, fed from a recording.
 pub struct KalshiReplay {
@@ -40,51 +40,19 @@ impl KalshiReplay {
     }
 
     pub fn on_text(&mut self, text: &str, received: UnixMicros) {
-        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
-        let msg = match kalshi::parse(text) {
-            Ok(m) => m,
-            Err(e) => {
-                let kind = match e {
-                    kalshi::ParseError::Legacy { .. } => "legacy",
-                    kalshi::ParseError::Unknown(_) => "unknown",
-                    kalshi::ParseError::Malformed(_) => "malformed",
-                };
-                return self
-                    .writer
-                    .stats
-                    .bad_message(Venue::Kalshi, kind, &e.to_string());
-            }
+        let Some(msg) = kalshi::ws::parse_counted(&self.writer, text) else {
+            return;
         };
-        let step = self.sync.on_message(&msg, received);
-        for ev in step.events {
-            match ev {
-                kalshi::BookEvent::Snapshot(s) => self.writer.snapshot(&s),
-                kalshi::BookEvent::Delta(d) => {
-                    if self.writer.delta(&d).is_err() {
-                        let ticker = self.tickers.get(&d.pair).cloned().unwrap_or_default();
-                        if let Some(action) = self.sync.invalidate(&ticker) {
-                            self.gap(action);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(action) = step.action {
-            self.gap(action);
-        }
-    }
-
-    /// Live, the session resubscribes here; the venue's answer follows in the recording.
-    fn gap(&mut self, action: BookAction) {
-        for pair in action.stale_pairs() {
-            self.writer.stale(pair);
-        }
-        self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-        match action {
-            BookAction::Resync { sid, .. } | BookAction::Resubscribe { sid: Some(sid), .. } => {
-                self.sync.forget_sid(sid)
-            }
-            BookAction::Resubscribe { sid: None, .. } => {}
+        // Live, the session resubscribes here; the venue's answer follows in
+        // the recording.
+        for gap in kalshi::ws::apply_book_message(
+            &mut self.sync,
+            &self.writer,
+            &self.tickers,
+            &msg,
+            received,
+        ) {
+            kalshi::ws::retire(&mut self.sync, &self.writer, &gap);
         }
     }
 }
@@ -110,66 +78,14 @@ impl PolymarketReplay {
     }
 
     pub fn on_text(&mut self, text: &str, received: UnixMicros) {
-        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
-        let kind = |e: &polymarket::ParseError| match e {
-            polymarket::ParseError::Legacy => "legacy",
-            polymarket::ParseError::Unknown { .. } => "unknown",
-            polymarket::ParseError::Malformed { .. } => "malformed",
-        };
-        let events = match polymarket::parse_each(text) {
-            Ok(events) => events,
-            Err(e) => {
-                return self
-                    .writer
-                    .stats
-                    .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
-            }
-        };
-        let mut checks: BTreeMap<(PairId, Outcome), (Option<Price>, Option<Price>)> =
-            BTreeMap::new();
-        for event in events {
-            let msg = match event {
-                Ok(PolyMessage::Pong) => continue,
-                Ok(m) => m,
-                Err(e) => {
-                    self.writer
-                        .stats
-                        .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
-                    continue;
-                }
-            };
-            for ev in self.sync.on_message(&msg, received) {
-                match ev {
-                    polymarket::BookEvent::Snapshot(s) => self.writer.snapshot(&s),
-                    polymarket::BookEvent::Delta(d) => {
-                        let _ = self.writer.delta(&d);
-                    }
-                    polymarket::BookEvent::TopOfBook {
-                        pair,
-                        outcome,
-                        best_bid,
-                        best_ask,
-                        ..
-                    } => {
-                        checks.insert((pair, outcome), (best_bid, best_ask));
-                    }
-                    polymarket::BookEvent::TickSizeChanged { .. } => {}
-                }
-            }
-        }
         // A drift is a lost message; live re-fetches the book by REST, which a
         // recording of the socket does not hold: the book stays stale until the
         // venue's next full `book`.
-        for ((pair, outcome), venue_top) in checks {
-            let ours = self.books.get(&pair).map(|e| {
-                let st = e.state();
-                let b = st.venue(Venue::Polymarket).book(outcome);
-                (b.best_bid().map(|l| l.price), b.best_ask().map(|l| l.price))
-            });
-            if ours.is_some_and(|o| o != venue_top) {
-                self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                self.writer.stale(&pair);
-            }
+        for (pair, _) in
+            polymarket::ws::apply_frame(&mut self.sync, &self.writer, &self.books, text, received)
+        {
+            self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+            self.writer.stale(&pair);
         }
     }
 }

@@ -120,9 +120,66 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Pages followed at most, so a venue that keeps returning cursors cannot loop us.
+pub const MAX_PAGES: usize = 100;
+
+/// Every item of a cursor-paged listing. `page(cursor)` fetches one page (the
+/// first with an empty cursor) and returns its items and the next cursor. The
+/// listing ends at an empty cursor, at one of the venue's `ends` markers, at a
+/// cursor that repeats, or after [`MAX_PAGES`].
+pub async fn all_pages<T, E, Fut>(
+    ends: &[&str],
+    mut page: impl FnMut(String) -> Fut,
+) -> Result<Vec<T>, E>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), E>>,
+{
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..MAX_PAGES {
+        let (items, next) = page(cursor.clone()).await?;
+        out.extend(items);
+        match next {
+            Some(c) if !c.is_empty() && !ends.contains(&c.as_str()) && c != cursor => cursor = c,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn paging_stops_at_the_end_a_repeated_cursor_or_the_page_limit() {
+        // Three pages, then the venue's end marker.
+        let pages = |cursor: String| async move {
+            let n: u32 = cursor.parse().unwrap_or(0);
+            let next = if n < 2 {
+                (n + 1).to_string()
+            } else {
+                "END".into()
+            };
+            Ok::<_, ()>((vec![n], Some(next)))
+        };
+        assert_eq!(all_pages(&["END"], pages).await, Ok(vec![0, 1, 2]));
+        // A venue that answers the same cursor again is not followed.
+        let stuck = |_c: String| async { Ok::<_, ()>((vec![7], Some("same".to_string()))) };
+        assert_eq!(all_pages(&[], stuck).await, Ok(vec![7, 7]));
+        // One that never ends is cut at MAX_PAGES.
+        let endless = |c: String| async move { Ok::<_, ()>((vec![()], Some(format!("{c}x")))) };
+        assert_eq!(all_pages(&[], endless).await.unwrap().len(), MAX_PAGES);
+        // An error on any page is the answer.
+        let failing = |c: String| async move {
+            if c.is_empty() {
+                Ok((vec![1], Some("a".to_string())))
+            } else {
+                Err("down")
+            }
+        };
+        assert_eq!(all_pages(&[], failing).await, Err("down"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_honours_longer_hints() {

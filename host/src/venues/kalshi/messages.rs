@@ -430,6 +430,17 @@ pub enum ParseError {
     Malformed(String),
 }
 
+impl ParseError {
+    /// The short name it is counted under in the feed's bad-message tally.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::Legacy { .. } => "legacy",
+            ParseError::Unknown(_) => "unknown",
+            ParseError::Malformed(_) => "malformed",
+        }
+    }
+}
+
 /// Fields that only the legacy format had (§1.4 "LEGACY"); [`legacy_fields`]
 /// picks those of each message type by index.
 const LEGACY: &[&str] = &[

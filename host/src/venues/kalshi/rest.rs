@@ -115,9 +115,6 @@ impl OrderQuery {
     }
 }
 
-/// Pages followed at most, so a venue that keeps returning cursors cannot loop us.
-const MAX_PAGES: usize = 100;
-
 pub struct KalshiRest {
     http: reqwest::Client,
     base: String,
@@ -312,18 +309,12 @@ impl KalshiRest {
             #[serde(default)]
             cursor: Option<String>,
         }
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..MAX_PAGES {
+        http::all_pages(&[], |cursor| async move {
             let (status, body) = self.get("/portfolio/orders", &q.query(&cursor)).await?;
             let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
-            out.extend(page.orders);
-            match page.cursor {
-                Some(c) if !c.is_empty() && c != cursor => cursor = c,
-                _ => return Ok(out),
-            }
-        }
-        Ok(out)
+            Ok((page.orders, page.cursor))
+        })
+        .await
     }
 
     /// One order (`GET /portfolio/orders/{order_id}`); `None` on 404.

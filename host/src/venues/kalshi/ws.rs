@@ -26,9 +26,9 @@ use super::auth::KalshiSigner;
 use super::book::{BookAction, BookEvent, KalshiBookSync};
 use super::errors::WsErrorCode;
 use super::fills::{KalshiFillEvent, fill_event};
-use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, ParseError, parse};
+use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, parse};
 use crate::domain::events::FeedStatus;
-use crate::domain::{MarketPair, PairId, Venue};
+use crate::domain::{MarketPair, PairId, UnixMicros, Venue};
 use crate::strategy::now_micros;
 use crate::venues::feed::{Backoff, BookWriter, Recorder};
 
@@ -74,11 +74,60 @@ impl OrderbookFeedConfig {
 /// The `Connected` status detail once the `fill` subscription is confirmed.
 pub const FILLS_SUBSCRIBED: &str = "subscribed to fills";
 
-fn kind(e: &ParseError) -> &'static str {
-    match e {
-        ParseError::Legacy { .. } => "legacy",
-        ParseError::Unknown(_) => "unknown",
-        ParseError::Malformed(_) => "malformed",
+/// Parses one frame of either channel; a bad one is counted on the feed's
+/// stats and dropped.
+pub fn parse_counted(writer: &BookWriter, text: &str) -> Option<KalshiMessage> {
+    writer.stats.messages.fetch_add(1, Ordering::Relaxed);
+    parse(text)
+        .map_err(|e| {
+            writer
+                .stats
+                .bad_message(Venue::Kalshi, e.kind(), &e.to_string())
+        })
+        .ok()
+}
+
+/// One order-book message into the shared books, for the live session and
+/// replay alike. Returns the gaps it revealed: a live session answers each
+/// by resubscribing; in a replay the venue's answer is in the recording.
+pub fn apply_book_message(
+    sync: &mut KalshiBookSync,
+    writer: &BookWriter,
+    tickers: &HashMap<PairId, String>,
+    msg: &KalshiMessage,
+    received: UnixMicros,
+) -> Vec<BookAction> {
+    let step = sync.on_message(msg, received);
+    let mut gaps = Vec::new();
+    for ev in step.events {
+        match ev {
+            BookEvent::Snapshot(s) => writer.snapshot(&s),
+            BookEvent::Delta(d) => {
+                if writer.delta(&d).is_err() {
+                    // Our book and the venue's disagree: never trade on it.
+                    let ticker = tickers.get(&d.pair).cloned().unwrap_or_default();
+                    gaps.extend(sync.invalidate(&ticker));
+                }
+            }
+        }
+    }
+    gaps.extend(step.action);
+    gaps
+}
+
+/// What every gap does first, live or replayed: its books are stale until
+/// resynchronised, it is counted, and its dropped subscription is retired
+/// (what still arrives on it is ignored).
+pub fn retire(sync: &mut KalshiBookSync, writer: &BookWriter, gap: &BookAction) {
+    for pair in gap.stale_pairs() {
+        writer.stale(pair);
+    }
+    writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+    match gap {
+        BookAction::Resync { sid, .. } | BookAction::Resubscribe { sid: Some(sid), .. } => {
+            sync.forget_sid(*sid)
+        }
+        BookAction::Resubscribe { sid: None, .. } => {}
     }
 }
 
@@ -128,10 +177,7 @@ impl Session<'_> {
 
     /// What to send so the books can be trusted again.
     fn answer(&mut self, action: BookAction) -> Vec<Message> {
-        for pair in action.stale_pairs() {
-            self.writer.stale(pair);
-        }
-        self.writer.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        retire(&mut self.sync, self.writer, &action);
         let pricing = self.cfg.pricing;
         match action {
             // A new subscription restarts `seq` unambiguously (whether a
@@ -148,7 +194,6 @@ impl Session<'_> {
                     markets = market_tickers.len(),
                     "kalshi book resync: resubscribing"
                 );
-                self.sync.forget_sid(sid);
                 vec![
                     self.command(|id| Command::unsubscribe(id, vec![sid])),
                     self.command(|id| Command::subscribe_orderbook(id, market_tickers, pricing)),
@@ -165,9 +210,6 @@ impl Session<'_> {
                     ?code,
                     "kalshi subscription ended by the venue: resubscribing"
                 );
-                if let Some(sid) = sid {
-                    self.sync.forget_sid(sid);
-                }
                 vec![self.command(|id| Command::subscribe_orderbook(id, market_tickers, pricing))]
             }
         }
@@ -222,42 +264,19 @@ impl Session<'_> {
 
     fn on_text(&mut self, text: &str) -> Vec<Message> {
         let received = now_micros();
-        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = self.recorder {
             r.record(Venue::Kalshi, received, text);
         }
-        let msg = match parse(text) {
-            Ok(m) => m,
-            Err(e) => {
-                self.writer
-                    .stats
-                    .bad_message(Venue::Kalshi, kind(&e), &e.to_string());
-                return Vec::new();
-            }
+        let Some(msg) = parse_counted(self.writer, text) else {
+            return Vec::new();
         };
         if let Some(out) = self.on_fill_channel(&msg, received) {
             return out;
         }
-        let step = self.sync.on_message(&msg, received);
-        let mut out = Vec::new();
-        for ev in step.events {
-            match ev {
-                BookEvent::Snapshot(s) => self.writer.snapshot(&s),
-                BookEvent::Delta(d) => {
-                    if self.writer.delta(&d).is_err() {
-                        // Our book and the venue's disagree: never trade on it.
-                        let ticker = self.tickers.get(&d.pair).cloned().unwrap_or_default();
-                        if let Some(action) = self.sync.invalidate(&ticker) {
-                            out.extend(self.answer(action));
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(action) = step.action {
-            out.extend(self.answer(action));
-        }
-        out
+        apply_book_message(&mut self.sync, self.writer, &self.tickers, &msg, received)
+            .into_iter()
+            .flat_map(|gap| self.answer(gap))
+            .collect()
     }
 }
 

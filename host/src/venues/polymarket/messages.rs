@@ -394,6 +394,17 @@ pub enum ParseError {
     Malformed { reason: String },
 }
 
+impl ParseError {
+    /// The short name it is counted under in the feed's bad-message tally.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::Legacy => "legacy",
+            ParseError::Unknown { .. } => "unknown",
+            ParseError::Malformed { .. } => "malformed",
+        }
+    }
+}
+
 fn malformed(reason: impl std::fmt::Display) -> ParseError {
     // Bounded: serde errors can quote input, and a frame is untrusted.
     ParseError::Malformed {

@@ -168,7 +168,6 @@ impl TradeQuery {
 
 /// The end of cursor pagination (§2.6).
 const END_CURSOR: &str = "LTE=";
-const MAX_PAGES: usize = 100;
 
 pub struct PolymarketRest {
     http: reqwest::Client,
@@ -323,23 +322,20 @@ impl PolymarketRest {
             #[serde(default)]
             next_cursor: Option<String>,
         }
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..MAX_PAGES {
+        http::all_pages(&[END_CURSOR], |cursor| async move {
             let (status, body) = self
                 .call(Method::GET, "/data/trades", &q.query(&cursor), None, true)
                 .await?;
             let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
             let now = crate::strategy::now_micros();
-            for t in &page.data {
-                out.push(trade(t, now).map_err(|e| unreadable(status, e))?);
-            }
-            match page.next_cursor {
-                Some(c) if !c.is_empty() && c != END_CURSOR && c != cursor => cursor = c,
-                _ => return Ok(out),
-            }
-        }
-        Ok(out)
+            let trades = page
+                .data
+                .iter()
+                .map(|t| trade(t, now).map_err(|e| unreadable(status, e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((trades, page.next_cursor))
+        })
+        .await
     }
 
     /// One of our orders (`GET /data/order/{id}`); `None` when the venue does
@@ -591,10 +587,7 @@ impl PolymarketRest {
             #[serde(default)]
             next_cursor: Option<String>,
         }
-        const END: &str = END_CURSOR;
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..MAX_PAGES {
+        http::all_pages(&[END_CURSOR], |cursor| async move {
             let query = if cursor.is_empty() {
                 String::new()
             } else {
@@ -604,13 +597,9 @@ impl PolymarketRest {
                 .call(Method::GET, "/data/orders", &query, None, true)
                 .await?;
             let page: Page = serde_json::from_str(&body).map_err(|e| unreadable(status, e))?;
-            out.extend(page.data);
-            match page.next_cursor {
-                Some(c) if !c.is_empty() && c != END && c != cursor => cursor = c,
-                _ => return Ok(out),
-            }
-        }
-        Ok(out)
+            Ok((page.data, page.next_cursor))
+        })
+        .await
     }
 
     fn keys(&self) -> Result<(&ApiCreds, &PolySigner), PolymarketError> {

@@ -13,10 +13,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::book::{BookEvent, PolymarketBooks};
-use super::messages::{BookResponse, MarketSubscribe, ParseError, PolyMessage, parse_each};
+use super::messages::{BookResponse, MarketSubscribe, PolyMessage, parse_each};
 use crate::books::BookStore;
 use crate::domain::events::FeedStatus;
-use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, Venue};
+use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, UnixMicros, Venue};
 use crate::strategy::now_micros;
 use crate::venues::feed::{Backoff, BookWriter, Recorder};
 
@@ -45,14 +45,6 @@ impl MarketFeedConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
         }
-    }
-}
-
-fn kind(e: &ParseError) -> &'static str {
-    match e {
-        ParseError::Legacy => "legacy",
-        ParseError::Unknown { .. } => "unknown",
-        ParseError::Malformed { .. } => "malformed",
     }
 }
 
@@ -115,78 +107,94 @@ impl Session<'_> {
 
     async fn on_text(&mut self, text: &str) {
         let received = now_micros();
-        self.writer.stats.messages.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = self.recorder {
             r.record(Venue::Polymarket, received, text);
         }
-        let events = match parse_each(text) {
-            Ok(events) => events,
+        for (pair, outcome) in apply_frame(&mut self.sync, self.writer, self.books, text, received)
+        {
+            tracing::info!(%pair, %outcome, "polymarket book drifted from the venue's top of book; re-fetching");
+            self.resync(&pair, outcome).await;
+        }
+    }
+}
+
+/// One market-channel frame into the shared books, for the live session and
+/// replay alike: parsed (bad events counted), translated, written, tick
+/// changes noted. Returns the books that drifted from the venue's top of book
+/// after the whole frame: Polymarket has no sequence numbers, so a mismatch is
+/// how a lost message shows. Live re-fetches them by REST.
+pub fn apply_frame(
+    sync: &mut PolymarketBooks,
+    writer: &BookWriter,
+    books: &BookStore,
+    text: &str,
+    received: UnixMicros,
+) -> Vec<(PairId, Outcome)> {
+    writer.stats.messages.fetch_add(1, Ordering::Relaxed);
+    let events = match parse_each(text) {
+        Ok(events) => events,
+        Err(e) => {
+            writer
+                .stats
+                .bad_message(Venue::Polymarket, e.kind(), &e.to_string());
+            return Vec::new();
+        }
+    };
+    // The last top of book per token in this frame (each entry carries the top
+    // after its own change; only the final one must match ours).
+    let mut checks: std::collections::BTreeMap<(PairId, Outcome), (Option<Price>, Option<Price>)> =
+        Default::default();
+    for event in events {
+        let msg = match event {
+            Ok(PolyMessage::Pong) => continue,
+            Ok(m) => m,
             Err(e) => {
-                return self
-                    .writer
+                writer
                     .stats
-                    .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
+                    .bad_message(Venue::Polymarket, e.kind(), &e.to_string());
+                continue;
             }
         };
-        // The last top of book per token in this frame (each entry carries the top
-        // after its own change; only the final one must match ours).
-        let mut checks: std::collections::BTreeMap<
-            (PairId, Outcome),
-            (Option<Price>, Option<Price>),
-        > = Default::default();
-        for event in events {
-            let msg = match event {
-                Ok(PolyMessage::Pong) => continue,
-                Ok(m) => m,
-                Err(e) => {
-                    self.writer
-                        .stats
-                        .bad_message(Venue::Polymarket, kind(&e), &e.to_string());
-                    continue;
+        for ev in sync.on_message(&msg, received) {
+            match ev {
+                BookEvent::Snapshot(s) => writer.snapshot(&s),
+                // Absolute sizes cannot make a book inconsistent.
+                BookEvent::Delta(d) => {
+                    let _ = writer.delta(&d);
                 }
-            };
-            for ev in self.sync.on_message(&msg, received) {
-                match ev {
-                    BookEvent::Snapshot(s) => self.writer.snapshot(&s),
-                    // Absolute sizes cannot make a book inconsistent.
-                    BookEvent::Delta(d) => {
-                        let _ = self.writer.delta(&d);
-                    }
-                    BookEvent::TopOfBook {
-                        pair,
-                        outcome,
-                        best_bid,
-                        best_ask,
-                        ..
-                    } => {
-                        checks.insert((pair, outcome), (best_bid, best_ask));
-                    }
-                    // The next order on that token is signed on the new tick.
-                    BookEvent::TickSizeChanged {
-                        pair,
-                        outcome,
-                        tick,
-                    } => {
-                        if let Some(e) = self.books.get(&pair) {
-                            e.set_polymarket_tick(outcome, tick.value());
-                        }
+                BookEvent::TopOfBook {
+                    pair,
+                    outcome,
+                    best_bid,
+                    best_ask,
+                    ..
+                } => {
+                    checks.insert((pair, outcome), (best_bid, best_ask));
+                }
+                // The next order on that token is signed on the new tick.
+                BookEvent::TickSizeChanged {
+                    pair,
+                    outcome,
+                    tick,
+                } => {
+                    if let Some(e) = books.get(&pair) {
+                        e.set_polymarket_tick(outcome, tick.value());
                     }
                 }
-            }
-        }
-        // After the whole frame: the venue's top of book must be ours.
-        for ((pair, outcome), (best_bid, best_ask)) in checks {
-            let ours = self.books.get(&pair).map(|e| {
-                let st = e.state();
-                let b = st.venue(Venue::Polymarket).book(outcome);
-                (b.best_bid().map(|l| l.price), b.best_ask().map(|l| l.price))
-            });
-            if ours.is_some_and(|o: (Option<Price>, Option<Price>)| o != (best_bid, best_ask)) {
-                tracing::info!(%pair, %outcome, "polymarket book drifted from the venue's top of book; re-fetching");
-                self.resync(&pair, outcome).await;
             }
         }
     }
+    checks
+        .into_iter()
+        .filter(|((pair, outcome), venue_top)| {
+            books.get(pair).is_some_and(|e| {
+                let st = e.state();
+                let b = st.venue(Venue::Polymarket).book(*outcome);
+                (b.best_bid().map(|l| l.price), b.best_ask().map(|l| l.price)) != *venue_top
+            })
+        })
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// Runs until `shutdown` turns true, reconnecting as needed.
