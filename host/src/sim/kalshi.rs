@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use futures_util::{SinkExt, StreamExt};
@@ -38,10 +38,8 @@ struct Ctx {
 }
 
 pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
-    Router::new()
-        .route("/trade-api/ws/v2", get(ws))
-        .route("/trade-api/v2/markets/{ticker}", get(market))
-        .route("/trade-api/v2/markets/{ticker}/orderbook", get(orderbook))
+    let ctx = Ctx { state, auth };
+    let portfolio = Router::new()
         .route("/trade-api/v2/portfolio/events/orders", post(create_order))
         .route(
             "/trade-api/v2/portfolio/events/orders/batched",
@@ -53,12 +51,21 @@ pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
         )
         .route("/trade-api/v2/portfolio/orders", get(list_orders))
         .route("/trade-api/v2/portfolio/orders/{order_id}", get(get_order))
-        .route("/trade-api/v2/series/fee_changes", get(series_fee_changes))
-        .route("/trade-api/v2/series/{series_ticker}", get(series))
         .route("/trade-api/v2/portfolio/balance", get(balance))
         .route("/trade-api/v2/portfolio/positions", get(positions))
         .route("/trade-api/v2/portfolio/fills", get(fills))
-        .with_state(Ctx { state, auth })
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            require_auth,
+        ));
+    Router::new()
+        .route("/trade-api/ws/v2", get(ws))
+        .route("/trade-api/v2/markets/{ticker}", get(market))
+        .route("/trade-api/v2/markets/{ticker}/orderbook", get(orderbook))
+        .route("/trade-api/v2/series/fee_changes", get(series_fee_changes))
+        .route("/trade-api/v2/series/{series_ticker}", get(series))
+        .merge(portfolio)
+        .with_state(ctx)
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -368,11 +375,22 @@ async fn orderbook(State(ctx): State<Ctx>, Path(ticker): Path<String>) -> Respon
 
 /// Every portfolio request is signed over its path without the query (§1.2);
 /// the 401 to answer when it is not.
-fn refused(ctx: &Ctx, headers: &HeaderMap, method: &str, uri: &Uri) -> Option<Response> {
-    let auth = ctx.auth.as_ref()?;
-    auth(headers, method, uri.path())
-        .err()
-        .map(|e| error(StatusCode::UNAUTHORIZED, "authentication_error", &e))
+/// Every portfolio route checks the request's signature first, as Kalshi does.
+async fn require_auth(
+    State(ctx): State<Ctx>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(auth) = ctx.auth.as_ref()
+        && let Err(e) = auth(
+            request.headers(),
+            request.method().as_str(),
+            request.uri().path(),
+        )
+    {
+        return error(StatusCode::UNAUTHORIZED, "authentication_error", &e);
+    }
+    next.run(request).await
 }
 
 /// The V2 `BookSide`: `bid` buys YES, `ask` sells YES (= buys NO), both at a YES price.
@@ -514,16 +532,8 @@ fn fill_cash(side: BookSide, position: Decimal, size: Size, yes: Price) -> Decim
     }
 }
 
-async fn create_order(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: String,
-) -> Response {
+async fn create_order(State(ctx): State<Ctx>, body: String) -> Response {
     super::order_arrived(Venue::Kalshi);
-    if let Some(r) = refused(&ctx, &headers, "POST", &uri) {
-        return r;
-    }
     let req = match parse_create(&body) {
         Ok(r) => r,
         Err(m) if m == "invalid_order_size" => {
@@ -753,15 +763,7 @@ fn order_json(o: &SimOrder) -> Value {
     })
 }
 
-async fn get_order(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(order_id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
-        return r;
-    }
+async fn get_order(State(ctx): State<Ctx>, Path(order_id): Path<String>) -> Response {
     let mut st = write(&ctx.state);
     expire_due(&mut st);
     match st
@@ -777,15 +779,7 @@ async fn get_order(
 }
 
 /// `GET /portfolio/orders?ticker=&status=&min_ts=&max_ts=` (one page).
-async fn list_orders(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
-        return r;
-    }
+async fn list_orders(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>) -> Response {
     let ts = |k: &str| q.get(k).and_then(|s| s.parse::<u64>().ok());
     let (min_ts, max_ts) = (ts("min_ts"), ts("max_ts"));
     let mut st = write(&ctx.state);
@@ -865,15 +859,7 @@ async fn series_fee_changes(
     axum::Json(json!({"series_fee_change_arr": list})).into_response()
 }
 
-async fn cancel_order(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(order_id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "DELETE", &uri) {
-        return r;
-    }
+async fn cancel_order(State(ctx): State<Ctx>, Path(order_id): Path<String>) -> Response {
     let mut st = write(&ctx.state);
     expire_due(&mut st);
     match cancel_resting(&mut st, &order_id) {
@@ -902,15 +888,7 @@ fn cancel_resting(st: &mut SimState, order_id: &str) -> Result<Value, &'static s
 /// (or the deprecated `{"ids": [...]}`): one answer per order under `orders`,
 /// a refused one carrying `error` (§1.5 names the endpoint; the body is the
 /// documented batch-cancel one).
-async fn cancel_batch(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: String,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "DELETE", &uri) {
-        return r;
-    }
+async fn cancel_batch(State(ctx): State<Ctx>, body: String) -> Response {
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let from_orders = v.get("orders").and_then(Value::as_array).map(|a| {
         a.iter()
@@ -941,10 +919,7 @@ async fn cancel_batch(
     axum::Json(json!({ "orders": answers })).into_response()
 }
 
-async fn balance(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
-        return r;
-    }
+async fn balance(State(ctx): State<Ctx>) -> Response {
     let st = read(&ctx.state);
     let cash = st.accounts.kalshi.cash;
     // `balance` is integer cents (floored, as Kalshi floors balance changes to
@@ -955,15 +930,7 @@ async fn balance(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Respon
     .into_response()
 }
 
-async fn positions(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
-        return r;
-    }
+async fn positions(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>) -> Response {
     let st = read(&ctx.state);
     let a = &st.accounts.kalshi;
     let list: Vec<Value> = a
@@ -982,15 +949,7 @@ async fn positions(
         .into_response()
 }
 
-async fn fills(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = refused(&ctx, &headers, "GET", &uri) {
-        return r;
-    }
+async fn fills(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>) -> Response {
     let st = read(&ctx.state);
     let list: Vec<Value> = st
         .accounts
