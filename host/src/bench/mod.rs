@@ -288,6 +288,12 @@ impl BenchReport {
                 p.tick_to_decision.count,
                 quantiles(&p.tick_to_decision)
             );
+            let _ = writeln!(
+                s,
+                "| … the floor on this machine: an empty hand-off between two spinning threads at the same rate | {} | {} | |",
+                p.handoff.count,
+                quantiles(&p.handoff)
+            );
         }
         if !self.throughput.is_empty() {
             let _ = writeln!(

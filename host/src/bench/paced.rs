@@ -18,6 +18,8 @@ pub struct Paced {
     pub tick_to_decision: LatencySummary,
     /// One `evaluate` of the Rust plugin.
     pub evaluate: LatencySummary,
+    /// The empty hand-off at the same rate: see [`handoff_floor`].
+    pub handoff: LatencySummary,
 }
 
 pub fn measure(
@@ -58,7 +60,59 @@ pub fn measure(
         per_second,
         tick_to_decision: p.strategy.tick_to_decision(),
         evaluate: report.latency,
+        handoff: handoff_floor(per_second, messages),
     };
     p.strategy.shutdown();
     Ok(result)
+}
+
+/// The floor under any tick-to-decision that crosses from a reader thread to
+/// an evaluating thread on this machine: one thread stamps the time into an
+/// atomic at `per_second`, a second one spinning on it records how late it
+/// saw each stamp. Nothing else happens on either side, so what is left is
+/// the machine itself: cache-line transfer, and above all the moments the
+/// hypervisor or the kernel takes a core away. When this floor's p99 is over
+/// the target, no code change meets the target on this machine.
+pub fn handoff_floor(per_second: u64, stamps: usize) -> LatencySummary {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let hist = Arc::new(crate::strategy::stats::Histogram::default());
+    let slot = Arc::new(AtomicU64::new(0));
+    let epoch = Instant::now();
+    let since = move || epoch.elapsed().as_nanos() as u64 + 1;
+    let reader = {
+        let (hist, slot) = (hist.clone(), slot.clone());
+        std::thread::spawn(move || {
+            // A stamp overwritten before it was seen (this thread was off its
+            // core) is not counted; the next one shows how late it was.
+            let mut last = 0;
+            loop {
+                let v = slot.load(Ordering::Acquire);
+                if v == u64::MAX {
+                    return;
+                }
+                if v != last {
+                    hist.record_ns(since().saturating_sub(v));
+                    last = v;
+                }
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let gap = Duration::from_nanos(1_000_000_000 / per_second.max(1));
+    let mut next = Instant::now();
+    for _ in 0..stamps {
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        next += gap;
+        slot.store(since(), Ordering::Release);
+    }
+    // Give the reader the last stamp's chance, then stop it.
+    let until = Instant::now() + gap;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    slot.store(u64::MAX, Ordering::Release);
+    let _ = reader.join();
+    hist.summary()
 }
