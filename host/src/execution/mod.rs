@@ -1061,6 +1061,18 @@ impl Executor {
         }
     }
 
+    /// Books the risk gate's approval in the decision history. Not part of
+    /// the intent: start-up recovers from the trade and order rows alone, so
+    /// this write waits until the orders are out.
+    async fn book_approval(&self, intent: &TradeIntent) {
+        let r = self
+            .store
+            .repo
+            .record_opportunity(&self.store.host, &intent.approval())
+            .await;
+        self.booked("an approval", r);
+    }
+
     /// Writes an order of an open trade before it is sent; `false` means do not send it.
     async fn plan(&self, trade_id: &str, order: &Order) -> bool {
         let r = self
@@ -1141,7 +1153,12 @@ impl Executor {
         }
         self.stages.to_executor.record_ns(to_executor * 1_000);
         self.stages.checks.record(started.elapsed());
-        // The intent before any order: a crash from here on is found at start-up.
+        // The intent before any order: a crash from here on is found at start-up
+        // (the trade row and its planned orders, one round trip; see
+        // `store::sql`). Sending the orders alongside the write would save
+        // that round trip, but an order could then reach a venue with no
+        // row to find it by after a crash, and a store that refuses the
+        // write (full disk, a replayed trade id) could no longer stop it.
         let writing = std::time::Instant::now();
         let intent = TradeIntent {
             trade_id: cmd.trade_id.clone(),
@@ -1163,11 +1180,16 @@ impl Executor {
                 // Booked after both answers, so the store never delays the second leg.
                 tokio::join!(
                     self.book_leg(&cmd.trade_id, &y),
-                    self.book_leg(&cmd.trade_id, &n)
+                    self.book_leg(&cmd.trade_id, &n),
+                    self.book_approval(&intent)
                 );
                 (y, n)
             }
-            LegMode::Sequential => self.sequential(&entry, &cmd.trade_id, yes, no).await,
+            LegMode::Sequential => {
+                let legs = self.sequential(&entry, &cmd.trade_id, yes, no).await;
+                self.book_approval(&intent).await;
+                legs
+            }
         };
         self.settle(&entry, &cmd, y, n).await;
     }
@@ -1400,6 +1422,7 @@ impl Executor {
         };
         let r = self.store.repo.begin_trade(&self.store.host, &intent).await;
         if self.booked("a refused trade", r).is_some() {
+            self.book_approval(&intent).await;
             self.finish(cmd, outcome, Usd::ZERO, false, None, None)
                 .await;
         } else {
