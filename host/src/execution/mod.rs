@@ -805,16 +805,22 @@ impl Executor {
         }
     }
 
-    /// Consumes `ExecuteTrade` from the bus (lossless) until the bus goes away.
+    /// Executes every trade the risk gate approves from now on, each in a
+    /// task of its own, until the returned task is aborted. The gate starts
+    /// the trade's task itself ([`RiskHandle::execute_approvals_with`]): no
+    /// consumer task of `bus.executions` to wake in between.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut rx = self.bus.executions.subscribe();
         let me = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let registration = self.risk.execute_approvals_with(move |cmd| {
+            // One trade per market at a time is the risk gate's rule; markets run in parallel.
+            let me = me.clone();
+            runtime.spawn(async move { me.execute(cmd).await });
+        });
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                // One trade per market at a time is the risk gate's rule; markets run in parallel.
-                let me = me.clone();
-                tokio::spawn(async move { me.execute(cmd).await });
-            }
+            // Aborting this task drops the registration: no trade starts after.
+            let _registration = registration;
+            std::future::pending::<()>().await
         })
     }
 
