@@ -42,11 +42,11 @@ pub struct Host {
 impl Host {
     /// Builds everything and loads the plugins folder (blocking: the first
     /// compile of an interpreted plugin takes seconds; later starts hit the cache).
-    /// Call it inside a tokio runtime (e.g. from `spawn_blocking`): the risk
-    /// gate is a task on it.
+    /// Call it inside a tokio runtime (e.g. from `spawn_blocking`): the trade
+    /// store is opened on it.
     pub fn start(config: Config) -> anyhow::Result<Host> {
         let runtime = tokio::runtime::Handle::try_current()
-            .context("Host::start needs a tokio runtime for the risk gate")?;
+            .context("Host::start needs a tokio runtime for the trade store")?;
         // The store first: a host that cannot book trades must not start.
         let trades = runtime
             .block_on(crate::store::TradeStore::open(
@@ -60,11 +60,10 @@ impl Host {
         }
         let bus = Arc::new(Bus::default());
         // Subscribed before any plugin loads, so no opportunity goes unchecked.
-        let risk = crate::risk::spawn_risk_gate(
-            &runtime,
+        let risk = crate::risk::start_risk_gate(
             RiskGate::new(RiskLimits::from_config(&config), config.dry_run),
             books.clone(),
-            bus.clone(),
+            &bus,
         );
         let limits = RuntimeLimits {
             cache_dir: Some(config.plugin_cache_dir.clone()),

@@ -128,3 +128,65 @@ async fn an_order_version_change_is_followed_by_one_re_signed_order() {
         dec!(10)
     );
 }
+
+#[tokio::test]
+async fn an_order_signed_ahead_is_signed_again_if_the_version_moved_before_it_left() {
+    let pair = support::pair("fed");
+    let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
+    sim.replace_books(0, support::order_books()).await;
+    let creds = ApiCreds::new(
+        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
+        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
+        Secret::new("passphrase-1"),
+    );
+    sim.set_polymarket_creds(creds.clone());
+    let rest = PolymarketRest::new(
+        &sim.polymarket_rest_url,
+        Some(creds),
+        Some(wallet(WALLET_KEY)),
+    )
+    .unwrap();
+    assert_eq!(rest.sync_version().await.unwrap(), ExchangeVersion::V2);
+    let order = |leg: &str| {
+        support::order(
+            Venue::Polymarket,
+            leg,
+            Outcome::Yes,
+            "0.45",
+            5,
+            TimeInForce::FillOrKill,
+        )
+    };
+    let token = &pair.polymarket_yes_token;
+
+    // Signed, then posted as it is.
+    let first = order("first");
+    let signed = rest
+        .sign_order(&first, token, TickSize::Hundredth, false)
+        .unwrap();
+    let r = rest.post_signed_order(&first, signed).await.unwrap();
+    assert_eq!(r.filled, Size::whole(5));
+
+    // A signature is for its order only: posting it for another is refused unsent.
+    let signed = rest
+        .sign_order(&order("a"), token, TickSize::Hundredth, false)
+        .unwrap();
+    let e = rest
+        .post_signed_order(&order("b"), signed)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PolymarketError::InvalidRequest { .. }), "{e:?}");
+    assert_eq!(sim.fills(Venue::Polymarket).len(), 1, "nothing sent");
+
+    // Signed for V2; the host learns of V3 before sending: signed again, filled.
+    let second = order("second");
+    let signed = rest
+        .sign_order(&second, token, TickSize::Hundredth, false)
+        .unwrap();
+    sim.set_polymarket_version(3);
+    assert_eq!(rest.sync_version().await.unwrap(), ExchangeVersion::V3);
+    let r = rest.post_signed_order(&second, signed).await.unwrap();
+    assert_eq!(r.filled, Size::whole(5));
+    assert_eq!(sim.fills(Venue::Polymarket).len(), 2);
+    assert_eq!(sim.position(Venue::Polymarket, token.as_str()), dec!(10));
+}

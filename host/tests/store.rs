@@ -171,6 +171,39 @@ async fn a_failed_intent_leaves_nothing(repo: Arc<dyn TradeRepository>) {
     repo.begin_trade(HOST, &intent("t2", "fed")).await.unwrap();
 }
 
+async fn a_failed_intent_leaves_no_transaction_open(store: stores::TestStore) {
+    let repo = store.open().await;
+    repo.begin_trade(HOST, &intent("t1", "fed")).await.unwrap();
+    // Refused half-way through its batch: the trade row is a duplicate.
+    assert!(repo.begin_trade(HOST, &intent("t1", "fed")).await.is_err());
+    // A transaction left open on a pooled connection would swallow later
+    // writes made on it (or refuse them); every one must land for good.
+    for i in 0..8 {
+        repo.begin_trade(HOST, &intent(&format!("u{i}"), "fed"))
+            .await
+            .unwrap();
+    }
+    let fresh = store.open().await;
+    let open = fresh.open_trades(HOST).await.unwrap();
+    assert_eq!(open.len(), 9, "seen from other connections");
+    assert!(open.iter().all(|t| t.orders.len() == 2));
+}
+
+async fn an_intent_without_orders_is_the_trade_alone(repo: Arc<dyn TradeRepository>) {
+    // Refusals and dry runs book an intent that plans no order.
+    let mut refused = intent("r1", "fed");
+    refused.orders.clear();
+    repo.begin_trade(HOST, &refused).await.unwrap();
+    let open = repo.open_trades(HOST).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].trade_id, "r1");
+    assert!(open[0].orders.is_empty());
+    assert!(
+        repo.begin_trade(HOST, &refused).await.is_err(),
+        "written once"
+    );
+}
+
 async fn planned_orders_never_sent_are_marked_so(repo: Arc<dyn TradeRepository>) {
     repo.begin_trade(HOST, &intent("t3", "fed")).await.unwrap();
     repo.add_order(
@@ -314,10 +347,15 @@ async fn decisions_are_kept_newest_first(repo: Arc<dyn TradeRepository>) {
         at: 10,
     };
     repo.record_opportunity(HOST, &refused).await.unwrap();
-    repo.begin_trade(HOST, &intent("t9", "fed")).await.unwrap();
+    let approved = intent("t9", "fed");
+    repo.begin_trade(HOST, &approved).await.unwrap();
+    // The executor books the approval after the orders leave, apart from the intent.
+    repo.record_opportunity(HOST, &approved.approval())
+        .await
+        .unwrap();
     let seen = repo.opportunities(HOST, 10).await.unwrap();
     assert_eq!(seen.len(), 2);
-    assert!(seen[0].approved, "the intent records its approval");
+    assert!(seen[0].approved, "the approval is recorded");
     assert_eq!(seen[0].trade_id.as_deref(), Some("t9"));
     assert_eq!(seen[0].opportunity, Some(opportunity("fed")));
     assert_eq!(seen[1], refused);
@@ -364,6 +402,11 @@ macro_rules! both_stores {
             async fn the_schema_is_migrated_once_and_a_newer_one_refused() {
                 super::schema_is_migrated_once_and_a_newer_one_refused(super::stores::sqlite()).await;
             }
+
+            #[tokio::test]
+            async fn a_failed_intent_leaves_no_transaction_open() {
+                super::a_failed_intent_leaves_no_transaction_open(super::stores::sqlite()).await;
+            }
         }
         mod postgres {
             $(
@@ -377,6 +420,11 @@ macro_rules! both_stores {
             #[tokio::test]
             async fn the_schema_is_migrated_once_and_a_newer_one_refused() {
                 super::schema_is_migrated_once_and_a_newer_one_refused(super::stores::postgres().await).await;
+            }
+
+            #[tokio::test]
+            async fn a_failed_intent_leaves_no_transaction_open() {
+                super::a_failed_intent_leaves_no_transaction_open(super::stores::postgres().await).await;
             }
         }
     };
@@ -429,6 +477,7 @@ both_stores!(
     a_fill_is_booked_once,
     a_trade_id_is_written_once,
     a_failed_intent_leaves_nothing,
+    an_intent_without_orders_is_the_trade_alone,
     planned_orders_never_sent_are_marked_so,
     positions_are_buys_minus_sales_per_host,
     pnl_sums_exactly_since_a_time,

@@ -46,16 +46,61 @@ impl<K, V> Queue<K, V> {
 
 type MergeFn<V> = fn(V, V) -> V;
 
+/// A consumer run by the publisher itself, see [`Coalescing::subscribe_inline`].
+type InlineFn<K, V> = Arc<dyn Fn(K, V) + Send + Sync>;
+
+struct Inline<K, V> {
+    next_id: u64,
+    consumers: Vec<(u64, InlineFn<K, V>)>,
+}
+
+struct InlineSet<K, V> {
+    inline: Mutex<Inline<K, V>>,
+    /// `consumers.len()`, read without the lock: most topics have none, and
+    /// `books` is published on every book change.
+    count: AtomicUsize,
+}
+
+impl<K, V> InlineSet<K, V> {
+    fn lock(&self) -> MutexGuard<'_, Inline<K, V>> {
+        self.inline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 pub struct Coalescing<K, V> {
     subscribers: Mutex<Vec<Arc<Queue<K, V>>>>,
+    inline: Arc<InlineSet<K, V>>,
     merge: MergeFn<V>,
     counters: Arc<Counters>,
+}
+
+/// Keeps an inline consumer subscribed; dropping it unsubscribes.
+pub struct InlineSubscription<K, V> {
+    inline: std::sync::Weak<InlineSet<K, V>>,
+    id: u64,
+}
+
+impl<K, V> Drop for InlineSubscription<K, V> {
+    fn drop(&mut self) {
+        if let Some(set) = self.inline.upgrade() {
+            let mut inline = set.lock();
+            inline.consumers.retain(|(id, _)| *id != self.id);
+            set.count.store(inline.consumers.len(), Ordering::Release);
+        }
+    }
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
     pub fn new(merge: MergeFn<V>) -> Self {
         Coalescing {
             subscribers: Mutex::new(Vec::new()),
+            inline: Arc::new(InlineSet {
+                inline: Mutex::new(Inline {
+                    next_id: 0,
+                    consumers: Vec::new(),
+                }),
+                count: AtomicUsize::new(0),
+            }),
             merge,
             counters: Arc::default(),
         }
@@ -81,16 +126,59 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         CoalescingReceiver { queue: q }
     }
 
+    /// A consumer that runs on the publisher's thread, inside
+    /// [`Self::publish`], on every value in the order published: no queue, no
+    /// wake-up, nothing to coalesce. For a consumer short enough to run there
+    /// (the risk gate's check: a lock and a few comparisons) whose latency
+    /// matters more than the publisher's. It runs until the returned
+    /// subscription is dropped.
+    pub fn subscribe_inline(
+        &self,
+        consumer: impl Fn(K, V) + Send + Sync + 'static,
+    ) -> InlineSubscription<K, V> {
+        let mut inline = self.inline.lock();
+        let id = inline.next_id;
+        inline.next_id += 1;
+        inline.consumers.push((id, Arc::new(consumer)));
+        self.inline
+            .count
+            .store(inline.consumers.len(), Ordering::Release);
+        InlineSubscription {
+            inline: Arc::downgrade(&self.inline),
+            id,
+        }
+    }
+
     /// Never blocks on a consumer: at worst it waits for a consumer's short
-    /// critical section (one map operation).
+    /// critical section (one map operation). Inline consumers run here, after
+    /// the queued ones were notified.
     pub fn publish(&self, key: K, value: V) {
         self.counters.published();
+        self.publish_queued(&key, &value);
+        if self.inline.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        // Called without the lock: an inline consumer may publish elsewhere,
+        // or unsubscribe.
+        let inline: Vec<InlineFn<K, V>> = {
+            let inline = self.inline.lock();
+            inline.consumers.iter().map(|(_, c)| c.clone()).collect()
+        };
+        if let Some((last, others)) = inline.split_last() {
+            for consumer in others {
+                consumer(key.clone(), value.clone());
+            }
+            last(key, value);
+        }
+    }
+
+    fn publish_queued(&self, key: &K, value: &V) {
         let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         // Forget consumers that went away.
         subs.retain(|q| Arc::strong_count(q) > 1);
         for q in subs.iter() {
             let mut p = q.lock();
-            match p.values.get_mut(&key) {
+            match p.values.get_mut(key) {
                 Some(waiting) => {
                     *waiting = (self.merge)(waiting.clone(), value.clone());
                     self.counters.coalesced();
@@ -248,6 +336,32 @@ mod tests {
             "merged for the slow consumer only"
         );
         assert_eq!(topic.stats().coalesced, 1);
+    }
+
+    #[test]
+    fn an_inline_consumer_sees_every_value_in_order_until_unsubscribed() {
+        let topic: Coalescing<u32, u64> = Coalescing::new(latest);
+        let queued = topic.subscribe();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let subscription = topic.subscribe_inline(move |k, v| log.lock().unwrap().push((k, v)));
+        topic.publish(1, 1);
+        topic.publish(1, 2);
+        topic.publish(2, 3);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(1, 1), (1, 2), (2, 3)],
+            "inline: nothing merged, in publish order"
+        );
+        assert_eq!(
+            queued.try_recv(),
+            Some((1, 2)),
+            "queued consumers still coalesce"
+        );
+        drop(subscription);
+        topic.publish(3, 4);
+        assert_eq!(seen.lock().unwrap().len(), 3, "unsubscribed");
+        assert_eq!(topic.stats().published, 4);
     }
 
     #[test]

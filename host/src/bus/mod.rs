@@ -15,7 +15,7 @@
 mod coalescing;
 mod topics;
 
-pub use coalescing::{Coalescing, CoalescingReceiver};
+pub use coalescing::{Coalescing, CoalescingReceiver, InlineSubscription};
 pub use topics::{Broadcast, BroadcastReceiver, Lossless, LosslessReceiver};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -32,6 +32,7 @@ pub use settlement::{FailedTrade, Settled, SettlementWatch};
 pub use record::{Position, TradeOutcome, TradeRecord};
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -40,7 +41,8 @@ use crate::books::{BookStore, PairEntry};
 use crate::bus::{Bus, TradeEvent};
 use crate::domain::events::{ExecuteTrade, LegFailed, TradeExecuted};
 use crate::domain::{
-    Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, Trade, Usd, Venue,
+    Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, TokenId, Trade, Usd,
+    Venue,
 };
 use crate::risk::RiskHandle;
 use crate::store::lease::PairLeases;
@@ -49,7 +51,7 @@ use crate::strategy::now_micros;
 use crate::venues::kalshi::rest::KalshiRest;
 use crate::venues::polymarket::TickSize;
 use crate::venues::polymarket::orders::max_marketable_buy_size;
-use crate::venues::polymarket::rest::PolymarketRest;
+use crate::venues::polymarket::rest::{PolymarketRest, SignedOrder};
 
 /// How the two legs go out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -805,16 +807,22 @@ impl Executor {
         }
     }
 
-    /// Consumes `ExecuteTrade` from the bus (lossless) until the bus goes away.
+    /// Executes every trade the risk gate approves from now on, each in a
+    /// task of its own, until the returned task is aborted. The gate starts
+    /// the trade's task itself ([`RiskHandle::execute_approvals_with`]): no
+    /// consumer task of `bus.executions` to wake in between.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut rx = self.bus.executions.subscribe();
         let me = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let registration = self.risk.execute_approvals_with(move |cmd| {
+            // One trade per market at a time is the risk gate's rule; markets run in parallel.
+            let me = me.clone();
+            runtime.spawn(async move { me.execute(cmd).await });
+        });
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
-                // One trade per market at a time is the risk gate's rule; markets run in parallel.
-                let me = me.clone();
-                tokio::spawn(async move { me.execute(cmd).await });
-            }
+            // Aborting this task drops the registration: no trade starts after.
+            let _registration = registration;
+            std::future::pending::<()>().await
         })
     }
 
@@ -959,8 +967,43 @@ impl Executor {
         leg
     }
 
+    /// A Polymarket order's token and tick on this pair.
+    fn polymarket_target<'e>(entry: &'e PairEntry, order: &Order) -> (&'e TokenId, TickSize) {
+        let token = match order.outcome {
+            Outcome::Yes => &entry.pair.polymarket_yes_token,
+            Outcome::No => &entry.pair.polymarket_no_token,
+        };
+        let tick = TickSize::from_decimal(entry.polymarket_tick(order.outcome))
+            .unwrap_or(TickSize::Hundredth);
+        (token, tick)
+    }
+
+    /// A Polymarket order signed now, to be sent by [`Self::send_signed`];
+    /// `None` for a Kalshi order (signed ahead of time by its client) or when
+    /// signing fails (sending signs again and reports why).
+    fn presign(&self, entry: &PairEntry, order: &Order) -> Option<SignedOrder> {
+        if order.venue != Venue::Polymarket {
+            return None;
+        }
+        let (token, tick) = Self::polymarket_target(entry, order);
+        self.clients
+            .polymarket
+            .sign_order(order, token, tick, entry.pair.neg_risk)
+            .ok()
+    }
+
     /// Sends one order; nothing is booked (the caller books, off the order path).
     async fn send(&self, entry: &PairEntry, order: Order) -> LegResult {
+        self.send_signed(entry, order, None).await
+    }
+
+    /// [`Self::send`] with the Polymarket order already signed, if it is.
+    async fn send_signed(
+        &self,
+        entry: &PairEntry,
+        order: Order,
+        signed: Option<SignedOrder>,
+    ) -> LegResult {
         self.debit(entry, &order);
         let at = now_micros();
         let outcome = match order.venue {
@@ -989,18 +1032,22 @@ impl Executor {
                 Err(e) => Err(e.to_string()),
             },
             Venue::Polymarket => {
-                let token = match order.outcome {
-                    Outcome::Yes => &entry.pair.polymarket_yes_token,
-                    Outcome::No => &entry.pair.polymarket_no_token,
+                let posted = match signed {
+                    Some(signed) => {
+                        self.clients
+                            .polymarket
+                            .post_signed_order(&order, signed)
+                            .await
+                    }
+                    None => {
+                        let (token, tick) = Self::polymarket_target(entry, &order);
+                        self.clients
+                            .polymarket
+                            .post_order(&order, token, tick, entry.pair.neg_risk)
+                            .await
+                    }
                 };
-                let tick = TickSize::from_decimal(entry.polymarket_tick(order.outcome))
-                    .unwrap_or(TickSize::Hundredth);
-                match self
-                    .clients
-                    .polymarket
-                    .post_order(&order, token, tick, entry.pair.neg_risk)
-                    .await
-                {
+                match posted {
                     Ok(r) => {
                         let fill = r.to_fill(&order, &entry.fees.polymarket, at);
                         // A match is final only once its trades are; FAILED
@@ -1059,6 +1106,18 @@ impl Executor {
             let recorded = repo.record_fill(&self.store.host, trade_id, fill).await;
             self.booked("a fill", recorded);
         }
+    }
+
+    /// Books the risk gate's approval in the decision history. Not part of
+    /// the intent: start-up recovers from the trade and order rows alone, so
+    /// this write waits until the orders are out.
+    async fn book_approval(&self, intent: &TradeIntent) {
+        let r = self
+            .store
+            .repo
+            .record_opportunity(&self.store.host, &intent.approval())
+            .await;
+        self.booked("an approval", r);
     }
 
     /// Writes an order of an open trade before it is sent; `false` means do not send it.
@@ -1141,7 +1200,12 @@ impl Executor {
         }
         self.stages.to_executor.record_ns(to_executor * 1_000);
         self.stages.checks.record(started.elapsed());
-        // The intent before any order: a crash from here on is found at start-up.
+        // The intent before any order: a crash from here on is found at start-up
+        // (the trade row and its planned orders, one round trip; see
+        // `store::sql`). Sending the orders alongside the write would save
+        // that round trip, but an order could then reach a venue with no
+        // row to find it by after a crash, and a store that refuses the
+        // write (full disk, a replayed trade id) could no longer stop it.
         let writing = std::time::Instant::now();
         let intent = TradeIntent {
             trade_id: cmd.trade_id.clone(),
@@ -1149,7 +1213,22 @@ impl Executor {
             orders: vec![yes.clone(), no.clone()],
             created_at: now_micros(),
         };
-        if let Err(e) = self.store.repo.begin_trade(&self.store.host, &intent).await {
+        let write = self.store.repo.begin_trade(&self.store.host, &intent);
+        let mut write = std::pin::pin!(write);
+        // Start the write (SQLite's worker thread or the PostgreSQL server
+        // carries it from there), then sign the Polymarket leg while it runs:
+        // the signature covers the priced order, so this is as early as it can
+        // be made. The write is awaited before anything is sent.
+        let early = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        let signed = match self.policy.leg_mode {
+            LegMode::Concurrent => (self.presign(&entry, &yes), self.presign(&entry, &no)),
+            LegMode::Sequential => (None, None),
+        };
+        let written = match early {
+            Poll::Ready(r) => r,
+            Poll::Pending => write.await,
+        };
+        if let Err(e) = written {
             tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
             self.store_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1159,15 +1238,23 @@ impl Executor {
         self.stages.intent.record(writing.elapsed());
         let (y, n) = match self.policy.leg_mode {
             LegMode::Concurrent => {
-                let (y, n) = tokio::join!(self.send(&entry, yes), self.send(&entry, no));
+                let (y, n) = tokio::join!(
+                    self.send_signed(&entry, yes, signed.0),
+                    self.send_signed(&entry, no, signed.1)
+                );
                 // Booked after both answers, so the store never delays the second leg.
                 tokio::join!(
                     self.book_leg(&cmd.trade_id, &y),
-                    self.book_leg(&cmd.trade_id, &n)
+                    self.book_leg(&cmd.trade_id, &n),
+                    self.book_approval(&intent)
                 );
                 (y, n)
             }
-            LegMode::Sequential => self.sequential(&entry, &cmd.trade_id, yes, no).await,
+            LegMode::Sequential => {
+                let legs = self.sequential(&entry, &cmd.trade_id, yes, no).await;
+                self.book_approval(&intent).await;
+                legs
+            }
         };
         self.settle(&entry, &cmd, y, n).await;
     }
@@ -1400,6 +1487,7 @@ impl Executor {
         };
         let r = self.store.repo.begin_trade(&self.store.host, &intent).await;
         if self.booked("a refused trade", r).is_some() {
+            self.book_approval(&intent).await;
             self.finish(cmd, outcome, Usd::ZERO, false, None, None)
                 .await;
         } else {

@@ -5,11 +5,12 @@
 //! operator's [`RiskLimits`] (profit minimums, size, exposure, book freshness,
 //! daily loss, cooldowns, balances, cash on both venues) and the switches that
 //! stop trading (pause, the latched kill switch). An approval marks the market
-//! in flight and becomes an `ExecuteTrade` on the lossless `executions` topic;
-//! the executor reports back through [`RiskHandle::trade_finished`].
+//! in flight and becomes an `ExecuteTrade`, handed straight to the registered
+//! executor and published on the lossless `executions` topic; the executor
+//! reports back through [`RiskHandle::trade_finished`].
 //!
 //! [`gate`] is pure (no clock, no I/O) and tested rule by rule; [`task`] runs it
-//! on the bus and shares its state with the API.
+//! inline on the bus's `opportunities` topic and shares its state with the API.
 
 pub mod gate;
 pub mod limits;
@@ -22,4 +23,7 @@ pub use gate::{
 };
 pub use limits::{BadLimit, RiskLimits};
 pub use log::{RECENT_REFUSALS, RefusalLog, RefusalRecord};
-pub use task::{CancelOpenOrdersHook, RiskDecision, RiskHandle, RiskSnapshot, spawn_risk_gate};
+pub use task::{
+    CancelOpenOrdersHook, ExecuteHook, ExecutorRegistration, RiskDecision, RiskHandle,
+    RiskSnapshot, start_risk_gate,
+};

@@ -1,6 +1,13 @@
-//! The risk gate as a running task: takes each opportunity off the bus, checks
-//! it against the pair's current books and what is at risk, and hands approved
-//! trades to the executor on the lossless `executions` topic.
+//! The risk gate on the order path: checks each opportunity against the
+//! pair's current books and what is at risk as it is published, and hands
+//! approved trades to the executor.
+//!
+//! The check runs inline, on the thread that publishes the opportunity (the
+//! strategy's), and an approval starts the executor's task directly: one
+//! wake-up between the plugin's decision and the executor instead of three
+//! (risk task, `executions` consumer, the executor's per-trade task). The
+//! approval is still published on the lossless `executions` topic for anyone
+//! else following it (and when no executor is registered).
 //!
 //! The state lives behind one short `std` mutex (never held across an await or
 //! while publishing), shared by the task, the API and the executor through a
@@ -17,8 +24,8 @@ use super::gate::{KillSwitchLatched, MarketFacts, PauseCause, Refusal, RiskGate,
 use super::limits::{BadLimit, RiskLimits};
 use super::log::{RefusalLog, RefusalRecord};
 use crate::books::BookStore;
-use crate::bus::Bus;
-use crate::domain::events::ExecuteTrade;
+use crate::bus::{Bus, InlineSubscription};
+use crate::domain::events::{ArbitrageOpportunityFound, ExecuteTrade};
 use crate::domain::{Opportunity, PairId, UnixMicros, Usd, Venue};
 use crate::strategy::now_micros;
 
@@ -48,6 +55,9 @@ pub struct RiskSnapshot {
 /// Called by `kill`: the executor registers one that cancels every open order.
 pub type CancelOpenOrdersHook = Arc<dyn Fn() + Send + Sync>;
 
+/// Called with every approved trade: the executor registers one that starts it.
+pub type ExecuteHook = Arc<dyn Fn(ExecuteTrade) + Send + Sync>;
+
 struct Inner {
     gate: RiskGate,
     state: RiskState,
@@ -69,15 +79,27 @@ struct Shared {
     inner: Mutex<Inner>,
     decisions: broadcast::Sender<RiskDecision>,
     cancel_open_orders: Mutex<Vec<CancelOpenOrdersHook>>,
+    /// The executor taking approvals, with its registration's id.
+    execute: Mutex<Option<(u64, ExecuteHook)>>,
+    registrations: AtomicU64,
     opportunities_seen: AtomicU64,
 }
 
-/// Stops the gate task when the last handle goes.
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// Keeps an executor registered with [`RiskHandle::execute_approvals_with`];
+/// dropping it unregisters it.
+pub struct ExecutorRegistration {
+    shared: std::sync::Weak<Shared>,
+    id: u64,
+}
 
-impl Drop for AbortOnDrop {
+impl Drop for ExecutorRegistration {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(shared) = self.shared.upgrade() {
+            let mut execute = shared.execute.lock().unwrap_or_else(|e| e.into_inner());
+            if execute.as_ref().is_some_and(|(id, _)| *id == self.id) {
+                *execute = None;
+            }
+        }
     }
 }
 
@@ -86,7 +108,8 @@ impl Drop for AbortOnDrop {
 #[derive(Clone)]
 pub struct RiskHandle {
     shared: Arc<Shared>,
-    _task: Option<Arc<AbortOnDrop>>,
+    /// The gate's subscription to `bus.opportunities` (see [`start_risk_gate`]).
+    _gate: Option<Arc<InlineSubscription<PairId, ArbitrageOpportunityFound>>>,
 }
 
 impl RiskHandle {
@@ -104,9 +127,11 @@ impl RiskHandle {
                 }),
                 decisions,
                 cancel_open_orders: Mutex::default(),
+                execute: Mutex::default(),
+                registrations: AtomicU64::new(0),
                 opportunities_seen: AtomicU64::new(0),
             }),
-            _task: None,
+            _gate: None,
         }
     }
 
@@ -116,8 +141,9 @@ impl RiskHandle {
         self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Checks one opportunity against `books` now; publishes an [`ExecuteTrade`]
-    /// on `bus.executions` when approved and records the refusal otherwise.
+    /// Checks one opportunity against `books` now. An approval goes to the
+    /// registered executor (if any) and then on `bus.executions` as an
+    /// [`ExecuteTrade`]; a refusal is recorded.
     pub fn decide(&self, opp: Opportunity, books: &BookStore, bus: &Bus) -> RiskDecision {
         self.decide_at(opp, books, bus, now_micros())
     }
@@ -151,15 +177,28 @@ impl RiskHandle {
                     .begin_trade(opp.pair.clone(), trade_id.clone(), &approved, now);
                 inner.approved += 1;
                 drop(inner);
+                let cmd = ExecuteTrade {
+                    trade_id: trade_id.clone(),
+                    opportunity: opp,
+                };
+                // The executor first; the log line and the other consumers after.
+                let execute = self
+                    .shared
+                    .execute
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|(_, hook)| hook.clone());
+                if let Some(execute) = execute {
+                    execute(cmd.clone());
+                }
+                let opp = &cmd.opportunity;
                 tracing::info!(
                     market = %opp.pair, trade_id, plugin = %opp.found_by, size = %opp.size,
                     net = %opp.net_edge, committed = %approved.committed, "trade approved"
                 );
                 let market = opp.pair.clone();
-                bus.executions.publish(ExecuteTrade {
-                    trade_id: trade_id.clone(),
-                    opportunity: opp,
-                });
+                bus.executions.publish(cmd);
                 RiskDecision::Approved { trade_id, market }
             }
             Err(refusal) => {
@@ -291,37 +330,57 @@ impl RiskHandle {
         self.lock().state.set_exposure(market, held);
     }
 
+    /// Hands every approval from now on to `execute`, on the thread that
+    /// decided it, before the approval is logged or published: the executor
+    /// registers one that starts the trade's task, so the approval reaches it
+    /// without queueing on `bus.executions`. One executor takes approvals: a
+    /// new registration replaces the previous one. The executor that
+    /// registers must not also execute what it reads on `bus.executions`.
+    pub fn execute_approvals_with(
+        &self,
+        execute: impl Fn(ExecuteTrade) + Send + Sync + 'static,
+    ) -> ExecutorRegistration {
+        let id = self.shared.registrations.fetch_add(1, Ordering::Relaxed);
+        *self
+            .shared
+            .execute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((id, Arc::new(execute)));
+        ExecutorRegistration {
+            shared: Arc::downgrade(&self.shared),
+            id,
+        }
+    }
+
     /// Opportunities taken off the bus since start.
     pub fn opportunities_seen(&self) -> u64 {
         self.shared.opportunities_seen.load(Ordering::Relaxed)
     }
 }
 
-/// Starts the gate task on `runtime`: subscribes to `bus.opportunities` before
-/// returning (nothing published afterwards is missed) and runs until the last
-/// [`RiskHandle`] is dropped.
-pub fn spawn_risk_gate(
-    runtime: &tokio::runtime::Handle,
-    gate: RiskGate,
-    books: Arc<BookStore>,
-    bus: Arc<Bus>,
-) -> RiskHandle {
+/// Starts the gate: subscribes it to `bus.opportunities` before returning
+/// (nothing published afterwards is missed); it runs until the last
+/// [`RiskHandle`] is dropped. The check runs inline, on the publisher's
+/// thread (see the module's head): it takes the gate's short lock and the
+/// pair's book lock for a copy of its facts, and never awaits.
+pub fn start_risk_gate(gate: RiskGate, books: Arc<BookStore>, bus: &Arc<Bus>) -> RiskHandle {
     let handle = RiskHandle::new(gate);
-    let opportunities = bus.opportunities.subscribe();
-    // The task holds a handle without the abort guard, so dropping every
-    // outside handle stops it.
+    // The subscription lives in the bus, so it holds neither the bus (a
+    // cycle) nor a handle keeping itself subscribed.
     let deciding = RiskHandle {
         shared: handle.shared.clone(),
-        _task: None,
+        _gate: None,
     };
-    let task = runtime.spawn(async move {
-        loop {
-            let (_, found) = opportunities.recv().await;
-            deciding.decide(found.opportunity, &books, &bus);
-        }
-    });
+    let weak_bus = Arc::downgrade(bus);
+    let subscription =
+        bus.opportunities
+            .subscribe_inline(move |_, found: ArbitrageOpportunityFound| {
+                if let Some(bus) = weak_bus.upgrade() {
+                    deciding.decide(found.opportunity, &books, &bus);
+                }
+            });
     RiskHandle {
-        _task: Some(Arc::new(AbortOnDrop(task.abort_handle()))),
+        _gate: Some(Arc::new(subscription)),
         ..handle
     }
 }
@@ -346,7 +405,13 @@ mod tests {
     }
 
     fn setup(rules_match: bool) -> (RiskHandle, BookStore, Bus, Opportunity, UnixMicros) {
-        let now = 1_735_732_800_000_000;
+        setup_at(rules_match, 1_735_732_800_000_000)
+    }
+
+    fn setup_at(
+        rules_match: bool,
+        now: UnixMicros,
+    ) -> (RiskHandle, BookStore, Bus, Opportunity, UnixMicros) {
         let books = BookStore::new();
         let entry = books.add(
             pair("fed", rules_match),
@@ -395,6 +460,71 @@ mod tests {
         assert!(executions.try_recv().is_none());
         risk.trade_finished(&opp.pair, Usd::new(rust_decimal::Decimal::new(5, 0)), false);
         assert!(risk.state().in_flight.is_empty());
+    }
+
+    #[test]
+    fn an_approval_starts_the_registered_executor_before_it_is_published() {
+        let (risk, books, bus, opp, now) = setup(true);
+        let mut executions = bus.executions.subscribe();
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let log = started.clone();
+        let registration = risk.execute_approvals_with(move |cmd: ExecuteTrade| {
+            log.lock().unwrap().push(cmd.trade_id);
+        });
+        let RiskDecision::Approved { trade_id, .. } =
+            risk.decide_at(opp.clone(), &books, &bus, now)
+        else {
+            panic!("refused");
+        };
+        assert_eq!(*started.lock().unwrap(), vec![trade_id.clone()]);
+        assert_eq!(
+            executions.try_recv().map(|c| c.trade_id),
+            Some(trade_id),
+            "still published for other consumers"
+        );
+        // Unregistered: the next approval is only published.
+        drop(registration);
+        risk.trade_finished(&opp.pair, Usd::ZERO, false);
+        risk.set_exposure(opp.pair.clone(), Usd::ZERO);
+        assert!(matches!(
+            risk.decide_at(opp, &books, &bus, now),
+            RiskDecision::Approved { .. }
+        ));
+        assert_eq!(started.lock().unwrap().len(), 1);
+        assert!(executions.try_recv().is_some());
+    }
+
+    #[test]
+    fn the_gate_decides_inside_the_publish_until_its_last_handle_goes() {
+        let (_, books, _, opp, _) = setup_at(true, now_micros());
+        let bus = Arc::new(Bus::default());
+        let risk = start_risk_gate(
+            RiskGate::new(RiskLimits::default(), true),
+            Arc::new(books),
+            &bus,
+        );
+        let found = ArbitrageOpportunityFound {
+            opportunity: opp.clone(),
+        };
+        bus.opportunities.publish(opp.pair.clone(), found.clone());
+        // No task to wait for: the publish returned with the decision made.
+        assert_eq!(risk.opportunities_seen(), 1);
+        assert!(
+            risk.state().in_flight.contains_key(&opp.pair),
+            "{:?}",
+            risk.snapshot().recent_refusals
+        );
+        let kept = RiskHandle {
+            shared: risk.shared.clone(),
+            _gate: None,
+        };
+        drop(risk);
+        bus.opportunities.publish(opp.pair.clone(), found);
+        assert_eq!(
+            kept.opportunities_seen(),
+            1,
+            "unsubscribed with its handles"
+        );
     }
 
     #[test]

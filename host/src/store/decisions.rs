@@ -4,7 +4,8 @@
 //! gate refuses it each time for the same reason: a refusal is written when
 //! its reason for the market changes, or again after [`REPEAT_AFTER`] — the
 //! per-reason counts in `/risk` and `/metrics` keep every single one.
-//! Approvals are booked by the executor with the trade's intent.
+//! Approvals are booked by the executor once the trade's orders are out
+//! (the intent written before them is what start-up needs; this is history).
 
 use std::collections::HashMap;
 use std::time::Duration;

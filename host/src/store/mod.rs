@@ -111,6 +111,24 @@ pub struct TradeIntent {
     pub created_at: UnixMicros,
 }
 
+impl TradeIntent {
+    /// The risk gate's approval of this trade, as the decision history keeps
+    /// it. Booked beside the intent, not in it: nothing at start-up needs it,
+    /// so it is written after the orders leave.
+    pub fn approval(&self) -> OpportunityRecord {
+        OpportunityRecord {
+            pair: self.opportunity.pair.clone(),
+            found_by: self.opportunity.found_by.clone(),
+            approved: true,
+            reason: None,
+            message: None,
+            trade_id: Some(self.trade_id.clone()),
+            opportunity: Some(self.opportunity.clone()),
+            at: self.created_at,
+        }
+    }
+}
+
 /// An order with what the store knows of its fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOrder {
@@ -201,8 +219,10 @@ pub trait TradeRepository: Send + Sync {
         limit: u32,
     ) -> BoxFuture<'a, StoreResult<Vec<OpportunityRecord>>>;
 
-    /// The trade and its planned orders, written before any order is sent.
-    /// Writing the same trade id twice is refused (a retry never doubles a trade).
+    /// The trade and its planned orders, written before any order is sent, in
+    /// one round trip and all or nothing. Writing the same trade id twice is
+    /// refused (a retry never doubles a trade). The approval is booked apart,
+    /// with [`TradeRepository::record_opportunity`] and [`TradeIntent::approval`].
     fn begin_trade<'a>(
         &'a self,
         host: &'a str,

@@ -88,6 +88,10 @@ impl SqliteRepository {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A file on this machine has no far end to have hung up: the
+            // default ping before every checkout is one more round trip to
+            // the worker thread on every write, the trade intent's included.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let mut tx = pool.begin().await?;
@@ -308,40 +312,7 @@ macro_rules! repository {
                 host: &'a str,
                 intent: &'a TradeIntent,
             ) -> BoxFuture<'a, StoreResult<()>> {
-                Box::pin(async move {
-                    let at = micros(intent.created_at);
-                    let mut tx = self.pool.begin().await?;
-                    sqlx::query(
-                        "INSERT INTO trades (trade_id, host_id, pair_id, opportunity, created_at)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&intent.trade_id)
-                    .bind(host)
-                    .bind(&intent.opportunity.pair.0)
-                    .bind(to_json(&intent.opportunity)?)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    for order in &intent.orders {
-                        insert_order!(tx, host, &intent.trade_id, order, at);
-                    }
-                    sqlx::query(
-                        "INSERT INTO opportunities
-                         (host_id, pair_id, found_by, approved, trade_id, opportunity, at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(host)
-                    .bind(&intent.opportunity.pair.0)
-                    .bind(&intent.opportunity.found_by)
-                    .bind(true)
-                    .bind(&intent.trade_id)
-                    .bind(to_json(&intent.opportunity)?)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    Ok(())
-                })
+                Box::pin(self.write_intent(host, intent))
             }
 
             fn add_order<'a>(
@@ -637,3 +608,118 @@ macro_rules! insert_order {
 
 repository!(SqliteRepository, "sqlite", sqlx::sqlite::SqliteRow);
 repository!(PostgresRepository, "postgres", sqlx::postgres::PgRow);
+
+// The trade intent: one round trip on the order path.
+//
+// The intent is the write-ahead record that makes a crash after the orders
+// leave visible at start-up, so it stays in front of the first order (a
+// store that cannot write still refuses the trade, and a replayed trade id
+// still finds its row and sends nothing). What it no longer does is cost a
+// round trip per statement: it used to be BEGIN, the trade, each order, the
+// approval row and COMMIT, each a hand-over to sqlx's SQLite worker thread
+// and back (plus the pool's ping). Now the trade and its planned orders go in
+// one batch; the approval row (`opportunities`, for the API's history) is not
+// needed to recover anything and is booked by the executor after the orders.
+
+/// `$1` trade id, `$2` host, `$3` pair, `$4` opportunity, `$5` created at.
+const INSERT_TRADE: &str =
+    "INSERT INTO trades (trade_id, host_id, pair_id, opportunity, created_at)
+     VALUES ($1, $2, $3, $4, $5)";
+const ORDER_COLUMNS: &str =
+    "orders (client_order_id, trade_id, host_id, body, status, created_at, updated_at)";
+
+/// SQLite: the trade and every planned order in one transaction sent as one
+/// batch (sqlx runs the statements of one query in turn on its worker thread;
+/// `$N` names the same argument in each). `$6` is the planned status, then
+/// each order's client order id and body.
+fn sqlite_intent_sql(orders: usize) -> String {
+    if orders == 0 {
+        return INSERT_TRADE.to_owned();
+    }
+    let values: Vec<String> = (0..orders)
+        .map(|i| format!("(${}, $1, $2, ${}, $6, $5, $5)", 7 + 2 * i, 8 + 2 * i))
+        .collect();
+    format!(
+        "BEGIN; {INSERT_TRADE}; INSERT INTO {ORDER_COLUMNS} VALUES {}; COMMIT",
+        values.join(", ")
+    )
+}
+
+/// PostgreSQL: one statement (a data-modifying CTE), atomic on its own and
+/// one network round trip. The orders are inserted only from the trade row
+/// the CTE wrote, so a refused trade row (a replayed id) writes no order.
+fn postgres_intent_sql(orders: usize) -> String {
+    if orders == 0 {
+        return INSERT_TRADE.to_owned();
+    }
+    let values: Vec<String> = (0..orders)
+        .map(|i| format!("(${}, ${})", 7 + 2 * i, 8 + 2 * i))
+        .collect();
+    format!(
+        "WITH t AS ({INSERT_TRADE} RETURNING trade_id)
+         INSERT INTO {ORDER_COLUMNS}
+         SELECT o.client_order_id, t.trade_id, $2, o.body, $6, $5, $5
+         FROM t CROSS JOIN (VALUES {}) AS o (client_order_id, body)",
+        values.join(", ")
+    )
+}
+
+/// Binds an intent's arguments in the order both statements above number them.
+macro_rules! bind_intent {
+    ($sql:expr, $host:expr, $intent:expr) => {{
+        let intent = $intent;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql))
+            .bind(intent.trade_id.as_str())
+            .bind($host)
+            .bind(intent.opportunity.pair.0.as_ref())
+            .bind(to_json(&intent.opportunity)?)
+            .bind(micros(intent.created_at));
+        if !intent.orders.is_empty() {
+            q = q.bind(OrderStatus::Planned.as_str());
+        }
+        for order in &intent.orders {
+            q = q.bind(order.client_order_id.as_str()).bind(to_json(order)?);
+        }
+        q
+    }};
+}
+
+/// A connection running a batch that opens a transaction: unless the batch
+/// got through its COMMIT, the connection is closed rather than pooled, and
+/// SQLite rolls the transaction back with it. A failed INSERT, or the caller
+/// dropping the write half-way, can't leave a transaction open on a pooled
+/// connection for the next query to land in.
+struct BatchConnection {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    committed: bool,
+}
+
+impl Drop for BatchConnection {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl SqliteRepository {
+    async fn write_intent(&self, host: &str, intent: &TradeIntent) -> StoreResult<()> {
+        let query = bind_intent!(sqlite_intent_sql(intent.orders.len()), host, intent);
+        let mut batch = BatchConnection {
+            conn: self.pool.acquire().await?,
+            committed: false,
+        };
+        query.execute(&mut *batch.conn).await?;
+        batch.committed = true;
+        Ok(())
+    }
+}
+
+impl PostgresRepository {
+    async fn write_intent(&self, host: &str, intent: &TradeIntent) -> StoreResult<()> {
+        bind_intent!(postgres_intent_sql(intent.orders.len()), host, intent)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -461,6 +461,24 @@ impl PolymarketRest {
         tick: TickSize,
         neg_risk: bool,
     ) -> Result<PolyOrderResult, PolymarketError> {
+        let signed = self.sign_order(order, token, tick, neg_risk)?;
+        self.post_signed_order(order, signed).await
+    }
+
+    /// Builds and signs `order` for `POST /order` without sending it, so the
+    /// signature (an EIP-712 hash and a secp256k1 signature, ~0.1 ms) can be
+    /// made while something else on the order path waits, e.g. the trade
+    /// intent's write. Only once the trade is priced: the signed struct
+    /// covers the token and both amounts (§2.5), so it cannot be made before
+    /// the decision. Its timestamp is the signing time and its salt is fresh;
+    /// a signed order never posted commits to nothing (V2 signs no nonce).
+    pub fn sign_order(
+        &self,
+        order: &Order,
+        token: &TokenId,
+        tick: TickSize,
+        neg_risk: bool,
+    ) -> Result<SignedOrder, PolymarketError> {
         if order.venue != Venue::Polymarket {
             return Err(invalid(format!(
                 "order {} is for {}",
@@ -468,33 +486,25 @@ impl PolymarketRest {
             )));
         }
         let args = OrderArgs::from_domain(order, token.clone(), tick);
-        match self.post_signed(order, &args, neg_risk).await {
-            // The venue refused it unseen: re-read the version, re-sign, once.
-            Err(e) if e.needs_resign() => {
-                let was = self.exchange_version();
-                let now = self.sync_version().await?;
-                tracing::info!(?was, ?now, "polymarket order version changed: re-signing");
-                self.post_signed(order, &args, neg_risk).await
-            }
-            other => other,
-        }
+        self.sign_args(order, args, neg_risk)
     }
 
-    async fn post_signed(
+    fn sign_args(
         &self,
         order: &Order,
-        args: &OrderArgs,
+        args: OrderArgs,
         neg_risk: bool,
-    ) -> Result<PolyOrderResult, PolymarketError> {
+    ) -> Result<SignedOrder, PolymarketError> {
         let (creds, signer) = self.keys()?;
         let mut builder = match self.funder {
             Some((funder, kind)) => OrderBuilder::with_funder(signer.address(), funder, kind),
             None => OrderBuilder::eoa(signer.address()),
         };
-        let domain = ExchangeDomain::for_market(self.exchange_version(), self.chain_id, neg_risk)
-            .map_err(invalid)?;
+        let version = self.exchange_version();
+        let domain =
+            ExchangeDomain::for_market(version, self.chain_id, neg_risk).map_err(invalid)?;
         let signed = builder
-            .build(args, http::now_ms())
+            .build(&args, http::now_ms())
             .map_err(invalid)?
             .sign(signer, &domain)
             .map_err(invalid)?;
@@ -503,6 +513,54 @@ impl PolymarketRest {
             .post_body(&creds.api_key, args.order_type, false)
             .map_err(invalid)?
             .to_json();
+        Ok(SignedOrder {
+            client_order_id: order.client_order_id.clone(),
+            version,
+            neg_risk,
+            args,
+            body,
+        })
+    }
+
+    /// Posts an order [`Self::sign_order`] signed. Signed for an exchange
+    /// version the server has since left, it is signed again first; refused
+    /// unseen for its version, the version is re-read and it is re-signed, once.
+    pub async fn post_signed_order(
+        &self,
+        order: &Order,
+        signed: SignedOrder,
+    ) -> Result<PolyOrderResult, PolymarketError> {
+        if signed.client_order_id != order.client_order_id {
+            return Err(invalid(format!(
+                "the order signed is {}, not {}",
+                signed.client_order_id, order.client_order_id
+            )));
+        }
+        let signed = if signed.version == self.exchange_version() {
+            signed
+        } else {
+            self.sign_args(order, signed.args, signed.neg_risk)?
+        };
+        match self.post_signed(order, &signed).await {
+            // The venue refused it unseen: re-read the version, re-sign, once.
+            Err(e) if e.needs_resign() => {
+                let was = self.exchange_version();
+                let now = self.sync_version().await?;
+                tracing::info!(?was, ?now, "polymarket order version changed: re-signing");
+                let again = self.sign_args(order, signed.args, signed.neg_risk)?;
+                self.post_signed(order, &again).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post_signed(
+        &self,
+        order: &Order,
+        signed: &SignedOrder,
+    ) -> Result<PolyOrderResult, PolymarketError> {
+        let args = &signed.args;
+        let body = signed.body.clone();
         let (status, text) = self
             .send(
                 Method::POST,
@@ -692,6 +750,27 @@ impl PolymarketRest {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+}
+
+/// An order signed by [`PolymarketRest::sign_order`], ready to post.
+pub struct SignedOrder {
+    client_order_id: String,
+    /// The exchange version it was signed for.
+    version: ExchangeVersion,
+    neg_risk: bool,
+    args: OrderArgs,
+    /// The exact `POST /order` body: it carries the API key's owner id and the
+    /// signature, so it is never logged.
+    body: String,
+}
+
+impl std::fmt::Debug for SignedOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedOrder")
+            .field("client_order_id", &self.client_order_id)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
