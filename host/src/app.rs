@@ -37,6 +37,11 @@ pub struct Host {
     pub feed_stats: std::sync::OnceLock<
         std::collections::HashMap<crate::domain::Venue, Arc<crate::venues::feed::FeedStats>>,
     >,
+    /// The running executor's kill-switch reports, once trading runs: `POST
+    /// /kill` waits for the cancels it starts and answers with their report.
+    pub kill_reports: std::sync::Mutex<
+        Option<tokio::sync::watch::Receiver<Option<crate::execution::KillReport>>>,
+    >,
 }
 
 impl Host {
@@ -105,6 +110,7 @@ impl Host {
             risk,
             trades,
             feed_stats: Default::default(),
+            kill_reports: Default::default(),
         })
     }
 }
@@ -325,6 +331,7 @@ pub async fn start_trading(
         tasks.push(executor.spawn_balance_refresh(Duration::from_secs(1)));
     }
     executor.cancel_orders_on_kill();
+    *host.kill_reports.lock().unwrap_or_else(|e| e.into_inner()) = Some(executor.kill_reports());
     Ok(Trading { executor, tasks })
 }
 

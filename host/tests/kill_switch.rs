@@ -244,6 +244,14 @@ async fn the_kill_switch_cancels_every_resting_order_on_both_venues_and_halts_tr
         (report.kalshi.cancelled, report.polymarket.cancelled),
         (2, 2)
     );
+    // The operator's answer waited for the venues and says the same.
+    let cancels = &state["cancels"];
+    assert_eq!(cancels["kalshi"]["cancelled"], 2, "{state}");
+    assert_eq!(cancels["polymarket"]["cancelled"], 2, "{state}");
+    for venue in ["kalshi", "polymarket"] {
+        assert_eq!(cancels[venue]["still_resting"], serde_json::json!([]));
+        assert!(cancels[venue]["error"].is_null());
+    }
     // The venues' own word: nothing rests, nothing shows in the books.
     assert_eq!(rig.resting(Venue::Kalshi), 0);
     assert_eq!(rig.resting(Venue::Polymarket), 0);
@@ -282,6 +290,8 @@ async fn the_kill_switch_cancels_every_resting_order_on_both_venues_and_halts_tr
     let again = next_report(&mut reports).await;
     assert!(again.is_clean(), "{again:?}");
     assert_eq!(again.cancelled(), 0);
+    assert_eq!(state["cancels"]["kalshi"]["cancelled"], 0, "{state}");
+    assert_eq!(state["cancels"]["polymarket"]["cancelled"], 0, "{state}");
     assert_eq!(rig.sim.orders(Venue::Kalshi).len(), 2, "no order was sent");
     assert_eq!(rig.sim.orders(Venue::Polymarket).len(), 2);
 }

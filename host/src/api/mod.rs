@@ -85,7 +85,7 @@ struct ApiState {
         metrics::metrics,
         openapi_json,
     ),
-    components(schemas(error::ErrorBody, trading::TradingState)),
+    components(schemas(error::ErrorBody, trading::TradingState, trading::KillResponse)),
     modifiers(&BearerScheme)
 )]
 struct ApiDoc;

@@ -68,17 +68,53 @@ pub async fn resume(State(state): State<ApiState>) -> Result<Json<TradingState>,
     Ok(Json(trading_state(&state)))
 }
 
-/// Latches the kill switch, pauses trading and cancels open orders.
+/// How long `POST /kill` waits for the venues' cancels before it answers.
+/// Each venue is asked for at most three rounds; a slower venue's cancels go
+/// on, and their report is logged.
+const KILL_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `POST /kill`'s answer: the trading state, and what the cancels did.
+#[derive(Serialize, ToSchema)]
+pub struct KillResponse {
+    #[serde(flatten)]
+    pub state: TradingState,
+    /// Every resting order of the account on both venues, cancelled or not, per
+    /// venue. `null` when no executor runs (nothing was asked) or the venues
+    /// took longer than 15 s; the cancels then go on and are logged.
+    pub cancels: Option<crate::execution::KillReport>,
+}
+
+/// Latches the kill switch, pauses trading, cancels every resting order on
+/// both venues and answers once the venues have (see `cancels`).
 #[utoipa::path(post, path = "/kill", tag = "trading",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "kill switch latched", body = TradingState),
+        (status = 200, description = "kill switch latched; `cancels` says what each venue cancelled and what is still resting", body = KillResponse),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
     ))]
-pub async fn kill(State(state): State<ApiState>) -> Json<TradingState> {
+pub async fn kill(State(state): State<ApiState>) -> Json<KillResponse> {
+    let mut reports = state
+        .host
+        .kill_reports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(r) = reports.as_mut() {
+        r.borrow_and_update();
+    }
     // Runs the executor's cancel-open-orders hook (RiskHandle::on_kill_cancel_open_orders).
     state.host.risk.kill();
-    Json(trading_state(&state))
+    let cancels = match reports {
+        Some(mut r) => match tokio::time::timeout(KILL_REPORT_WAIT, r.changed()).await {
+            Ok(Ok(())) => r.borrow().clone(),
+            _ => None,
+        },
+        None => None,
+    };
+    Json(KillResponse {
+        state: trading_state(&state),
+        cancels,
+    })
 }
 
 /// Clears the kill switch; trading stays paused until resumed.

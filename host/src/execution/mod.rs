@@ -178,7 +178,7 @@ const KILL_BACKOFF: Duration = Duration::from_millis(250);
 const KALSHI_CANCEL_BATCH: usize = 20;
 
 /// What one kill switch's cancel did on one venue.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct VenueCancels {
     /// Cancels the venue accepted.
     pub cancelled: usize,
@@ -196,7 +196,7 @@ impl VenueCancels {
 }
 
 /// What the kill switch's cancel did on both venues.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct KillReport {
     pub kalshi: VenueCancels,
     pub polymarket: VenueCancels,
