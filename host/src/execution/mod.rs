@@ -174,6 +174,8 @@ const RECONCILE_POLL: Duration = Duration::from_millis(250);
 /// Rounds of cancel-and-check a kill makes per venue before it reports what is left.
 const KILL_ROUNDS: u32 = 3;
 const KILL_BACKOFF: Duration = Duration::from_millis(250);
+/// Polymarket balance requests in flight at once in the position check.
+const POSITION_CHECK_REQUESTS: usize = 8;
 /// Kalshi cancels per batch: 20 × 2 tokens fits the Basic write bucket (§1.7).
 const KALSHI_CANCEL_BATCH: usize = 20;
 
@@ -368,15 +370,27 @@ impl Executor {
                 .find(|p| p.pair == *pair && p.venue == venue && p.outcome == outcome)
                 .map_or(rust_decimal::Decimal::ZERO, |p| p.contracts)
         };
-        let kalshi = match self.clients.kalshi.positions().await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!(error = %e, "position check: Kalshi positions unavailable");
-                None
-            }
+        let entries = self.books.all();
+        // Polymarket answers one token per request: asked a few at a time
+        // (start-up waits for this), while Kalshi lists every position at once.
+        let tokens: Vec<&crate::domain::TokenId> = entries
+            .iter()
+            .flat_map(|e| [&e.pair.polymarket_yes_token, &e.pair.polymarket_no_token])
+            .collect();
+        let balances = {
+            use futures_util::StreamExt;
+            futures_util::stream::iter(tokens)
+                .map(|t| self.clients.polymarket.token_balance(t))
+                .buffered(POSITION_CHECK_REQUESTS)
+                .collect::<Vec<_>>()
         };
+        let (kalshi, balances) = tokio::join!(self.clients.kalshi.positions(), balances);
+        let kalshi = kalshi
+            .map_err(|e| tracing::warn!(error = %e, "position check: Kalshi positions unavailable"))
+            .ok();
+        let mut balances = balances.into_iter();
         let mut mismatches = Vec::new();
-        for entry in self.books.all() {
+        for entry in entries {
             let pair = &entry.pair;
             if let Some(kalshi) = &kalshi {
                 // Kalshi nets YES against NO: + YES, − NO contracts.
@@ -396,11 +410,11 @@ impl Executor {
                     });
                 }
             }
-            for (outcome, token) in [
-                (Outcome::Yes, &pair.polymarket_yes_token),
-                (Outcome::No, &pair.polymarket_no_token),
-            ] {
-                match self.clients.polymarket.token_balance(token).await {
+            for outcome in [Outcome::Yes, Outcome::No] {
+                let Some(balance) = balances.next() else {
+                    break;
+                };
+                match balance {
                     Ok(size) => {
                         let ours = held(&pair.id, Venue::Polymarket, outcome);
                         if size.value() != ours {
