@@ -290,6 +290,12 @@ impl BenchReport {
             );
             let _ = writeln!(
                 s,
+                "| … of which the feeding thread: parse, book update, publish | {} | {} | |",
+                p.feed.count,
+                quantiles(&p.feed)
+            );
+            let _ = writeln!(
+                s,
                 "| … the floor on this machine: an empty hand-off between two spinning threads at the same rate | {} | {} | |",
                 p.handoff.count,
                 quantiles(&p.handoff)

@@ -18,6 +18,8 @@ pub struct Paced {
     pub tick_to_decision: LatencySummary,
     /// One `evaluate` of the Rust plugin.
     pub evaluate: LatencySummary,
+    /// The feeding thread's share: parse, book update and publish of one message.
+    pub feed: LatencySummary,
     /// The empty hand-off at the same rate: see [`handoff_floor`].
     pub handoff: LatencySummary,
 }
@@ -38,13 +40,16 @@ pub fn measure(
     }
     p.strategy.drain();
     let gap = Duration::from_nanos(1_000_000_000 / per_second.max(1));
+    let feed = crate::strategy::stats::Histogram::default();
     let mut next = Instant::now();
     for (venue, text) in &updates {
         while Instant::now() < next {
             std::hint::spin_loop();
         }
         next += gap;
+        let started = Instant::now();
         p.feed.on_text(*venue, text);
+        feed.record(started.elapsed());
     }
     p.strategy.drain();
     anyhow::ensure!(
@@ -60,6 +65,7 @@ pub fn measure(
         per_second,
         tick_to_decision: p.strategy.tick_to_decision(),
         evaluate: report.latency,
+        feed: feed.summary(),
         handoff: handoff_floor(per_second, messages),
     };
     p.strategy.shutdown();
