@@ -304,20 +304,21 @@ impl BenchReport {
         if !self.throughput.is_empty() {
             let _ = writeln!(
                 s,
-                "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | peak RSS |",
+                "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | tick-to-decision at full load p50 / p99 / p99.9 | peak RSS |",
                 self.spin.as_micros()
             );
-            s.push_str("|---|---|---|---|---|---|\n");
+            s.push_str("|---|---|---|---|---|---|---|\n");
         }
         for (t, rss) in &self.throughput {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 count(t.pairs as f64),
                 t.plugins,
                 count(t.updates_per_second()),
                 count(t.evaluations_per_second()),
                 count(t.updates as f64),
+                quantiles(&t.tick_to_decision).replace(" | ", " / "),
                 mib(*rss)
             );
         }

@@ -20,6 +20,9 @@ pub struct Throughput {
     pub updates: u64,
     pub seconds: f64,
     pub evaluations: u64,
+    /// Tick-to-decision under this full load: mostly the wait behind the
+    /// changes ahead of it, not the path itself (the paced runs measure that).
+    pub tick_to_decision: crate::strategy::stats::LatencySummary,
 }
 
 impl Throughput {
@@ -71,6 +74,7 @@ pub fn measure(
         updates: p.feed.book_updates() - updates0,
         seconds,
         evaluations: p.strategy.evaluations() - evaluations0,
+        tick_to_decision: p.strategy.tick_to_decision(),
     };
     p.strategy.shutdown();
     Ok(result)
