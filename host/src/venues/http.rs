@@ -113,6 +113,84 @@ pub async fn read(resp: reqwest::Response) -> (u16, Option<String>, Result<Strin
     (status, retry_after, text)
 }
 
+/// Which failures a request may be sent again after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads and cancels, harmless twice: throttling, 5xx, transport failures.
+    Idempotent,
+    /// Order creation: only outcomes proving the venue did not take the order
+    /// (throttled, or the request never left).
+    NotAccepted,
+}
+
+/// One request's final outcome, as both venue clients read it.
+#[derive(Debug)]
+pub enum Sent {
+    /// The venue answered: status, `Retry-After`, body.
+    Answer {
+        status: u16,
+        retry_after: Option<String>,
+        body: String,
+    },
+    /// The venue answered but the body could not be read.
+    Unreadable { status: u16, detail: String },
+    /// No answer; `sent` says whether the request may have reached the venue.
+    Failed { message: String, sent: bool },
+}
+
+/// Sends the request `build` makes until its outcome is final, building it
+/// again for every attempt (signatures carry a fresh timestamp). A status
+/// `throttled` recognises is sent again after the venue's hint (if it gives
+/// one) or the policy's backoff; so is a 5xx, an unreadable answer or a lost
+/// one when `retry` allows, and a request that never left, always. At most
+/// `policy.max_retries` times.
+pub async fn send_with_retries<E>(
+    venue: &str,
+    policy: &RetryPolicy,
+    retry: Retry,
+    throttled: impl Fn(u16, Option<&str>) -> Option<Option<Duration>>,
+    mut build: impl FnMut() -> Result<reqwest::RequestBuilder, E>,
+) -> Result<Sent, E> {
+    let mut attempt = 0;
+    loop {
+        let outcome = match build()?.send().await {
+            Ok(resp) => match read(resp).await {
+                (status, retry_after, Ok(body)) => Sent::Answer {
+                    status,
+                    retry_after,
+                    body,
+                },
+                (status, _, Err(detail)) => Sent::Unreadable { status, detail },
+            },
+            Err(e) => {
+                let (message, sent) = describe(&e);
+                Sent::Failed { message, sent }
+            }
+        };
+        let idempotent = retry == Retry::Idempotent;
+        let (again, hint) = match &outcome {
+            Sent::Answer {
+                status,
+                retry_after,
+                ..
+            } => match throttled(*status, retry_after.as_deref()) {
+                Some(hint) => (true, hint),
+                None => (idempotent && *status >= 500, None),
+            },
+            Sent::Unreadable { .. } => (idempotent, None),
+            Sent::Failed { sent: false, .. } => (true, None),
+            Sent::Failed { sent: true, .. } => (idempotent, None),
+        };
+        if !again || attempt >= policy.max_retries {
+            return Ok(outcome);
+        }
+        let wait = policy.delay(attempt, hint);
+        tracing::debug!(venue, attempt, ?wait, "request retried");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -150,6 +228,89 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback venue answering `statuses` in turn (then 200), counting hits.
+    async fn venue(statuses: Vec<u16>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().route(
+            "/x",
+            axum::routing::any(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let status = statuses.get(n).copied().unwrap_or(200);
+                async move { (axum::http::StatusCode::from_u16(status).unwrap(), "body") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
+    }
+
+    async fn status_of(url: &str, retry: Retry) -> u16 {
+        let http = reqwest::Client::new();
+        let throttled = |s: u16, _: Option<&str>| (s == 429).then_some(None);
+        match send_with_retries("test", &quick(), retry, throttled, || {
+            Ok::<_, ()>(http.post(url))
+        })
+        .await
+        .unwrap()
+        {
+            Sent::Answer { status, .. } => status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_for_any_request_a_5xx_only_for_an_idempotent_one() {
+        use std::sync::atomic::Ordering;
+        for retry in [Retry::Idempotent, Retry::NotAccepted] {
+            let (url, hits) = venue(vec![429, 429]).await;
+            assert_eq!(status_of(&url, retry).await, 200);
+            assert_eq!(hits.load(Ordering::SeqCst), 3, "{retry:?}");
+        }
+        let (url, hits) = venue(vec![503]).await;
+        assert_eq!(status_of(&url, Retry::Idempotent).await, 200);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // An order answered 5xx may have been taken: never sent again.
+        let (url, hits) = venue(vec![503]).await;
+        assert_eq!(status_of(&url, Retry::NotAccepted).await, 503);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // Retries stop at the policy's count: the last answer stands.
+        let (url, hits) = venue(vec![429; 10]).await;
+        assert_eq!(status_of(&url, Retry::NotAccepted).await, 429);
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_left_is_retried_even_for_an_order() {
+        let http = reqwest::Client::new();
+        let mut attempts = 0;
+        // Nothing listens on port 1: the connection is refused, nothing was sent.
+        let sent = send_with_retries(
+            "test",
+            &quick(),
+            Retry::NotAccepted,
+            |_, _| None,
+            || {
+                attempts += 1;
+                Ok::<_, ()>(http.post("http://127.0.0.1:1/x"))
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(sent, Sent::Failed { sent: false, .. }), "{sent:?}");
+        assert_eq!(attempts, 4);
+    }
 
     #[tokio::test]
     async fn paging_stops_at_the_end_a_repeated_cursor_or_the_page_limit() {

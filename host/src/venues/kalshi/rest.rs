@@ -31,16 +31,7 @@ use super::orders::{
     AUTO_ROUTE, KalshiOrderResult, create_order_request, parse_create_order_response,
 };
 use crate::domain::{Action, Order, Outcome, Price, Size, Usd};
-use crate::venues::http::{self, RetryPolicy};
-
-/// Which failures a request may be retried on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// Reads and cancels: 429, 5xx, transport.
-    Idempotent,
-    /// Order creation: only answers proving the order was not accepted.
-    NotAccepted,
-}
+use crate::venues::http::{self, Retry, RetryPolicy, Sent};
 
 /// One market position (`GET /portfolio/positions`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,61 +482,53 @@ impl KalshiRest {
     ) -> Result<(u16, Option<String>, String), KalshiError> {
         let signed_path = format!("{}{path}", self.prefix);
         let url = format!("{}{path}{query}", self.base);
-        let mut attempt = 0;
-        loop {
-            let mut req = self.http.request(method.clone(), &url);
-            // A ready-made order signature, if any; else sign now.
-            let presigned = self
-                .presigned
-                .as_ref()
-                .filter(|p| method == Method::POST && p.path == signed_path)
-                .and_then(|p| p.take());
-            if let Some(h) = presigned {
-                for (name, value) in h.pairs() {
-                    req = req.header(name, value);
-                }
-            } else if let Some(signer) = &self.signer {
-                let h = signer
-                    .sign(http::now_ms(), method.as_str(), &signed_path)
-                    .map_err(|e| KalshiError::InvalidRequest {
-                        message: e.to_string(),
-                    })?;
-                for (name, value) in h.pairs() {
-                    req = req.header(name, value);
-                }
-            }
-            if let Some(b) = &body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
-            let outcome = match req.send().await {
-                Ok(resp) => match http::read(resp).await {
-                    (status, retry_after, Ok(text)) => Ok((status, retry_after, text)),
-                    (status, _, Err(detail)) => {
-                        Err(KalshiError::UnreadableResponse { status, detail })
+        let sent = http::send_with_retries(
+            "kalshi",
+            &self.retry,
+            retry,
+            // Kalshi's 429 rarely says how long; when it does, in seconds.
+            |status, retry_after| (status == 429).then(|| retry_after.and_then(secs)),
+            || {
+                let mut req = self.http.request(method.clone(), &url);
+                // A ready-made order signature, if any; else sign now.
+                let presigned = self
+                    .presigned
+                    .as_ref()
+                    .filter(|p| method == Method::POST && p.path == signed_path)
+                    .and_then(|p| p.take());
+                if let Some(h) = presigned {
+                    for (name, value) in h.pairs() {
+                        req = req.header(name, value);
                     }
-                },
-                Err(e) => {
-                    let (message, sent) = http::describe(&e);
-                    Err(KalshiError::Transport { message, sent })
+                } else if let Some(signer) = &self.signer {
+                    let h = signer
+                        .sign(http::now_ms(), method.as_str(), &signed_path)
+                        .map_err(|e| KalshiError::InvalidRequest {
+                            message: e.to_string(),
+                        })?;
+                    for (name, value) in h.pairs() {
+                        req = req.header(name, value);
+                    }
                 }
-            };
-            let (retryable, hint) = match (&outcome, retry) {
-                (Ok((429, ra, _)), _) => (true, ra.as_deref().and_then(secs)),
-                (Ok((s, _, _)), Retry::Idempotent) => (*s >= 500, None),
-                (Ok(_), Retry::NotAccepted) => (false, None),
-                (Err(KalshiError::Transport { sent: false, .. }), _) => (true, None),
-                (Err(KalshiError::Transport { .. }), Retry::Idempotent) => (true, None),
-                (Err(_), _) => (false, None),
-            };
-            if !retryable || attempt >= self.retry.max_retries {
-                return outcome;
+                if let Some(b) = &body {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
+                }
+                Ok(req)
+            },
+        )
+        .await?;
+        match sent {
+            Sent::Answer {
+                status,
+                retry_after,
+                body,
+            } => Ok((status, retry_after, body)),
+            Sent::Unreadable { status, detail } => {
+                Err(KalshiError::UnreadableResponse { status, detail })
             }
-            let wait = self.retry.delay(attempt, hint);
-            tracing::debug!(%method, path, attempt, ?wait, "kalshi request retried");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            Sent::Failed { message, sent } => Err(KalshiError::Transport { message, sent }),
         }
     }
 }

@@ -38,13 +38,7 @@ use super::orders::{
 };
 use super::user::{PolyTrade, trade};
 use crate::domain::{Fill, Order, PolymarketFees, Price, Size, TokenId, UnixMicros, Usd, Venue};
-use crate::venues::http::{self, RetryPolicy};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Idempotent,
-    NotAccepted,
-}
+use crate::venues::http::{self, Retry, RetryPolicy, Sent};
 
 /// What `POST /order` reports, in the order's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -694,61 +688,57 @@ impl PolymarketRest {
     ) -> Result<(u16, Option<String>, String), PolymarketError> {
         let signed_path = format!("{}{path}", self.prefix);
         let url = format!("{}{path}{query}", self.base);
-        let mut attempt = 0;
-        loop {
-            let mut req = self.http.request(method.clone(), &url);
-            if private {
-                let (creds, signer) = self.keys()?;
-                // Fresh timestamp per attempt; the signed body never changes.
-                let h = l2_headers(
-                    creds,
-                    &signer.checksum_address(),
-                    http::now_ms() / 1_000,
-                    method.as_str(),
-                    &signed_path,
-                    body.as_deref().unwrap_or(""),
-                )
-                .map_err(invalid)?;
-                for (name, value) in h.pairs() {
-                    req = req.header(name, value);
+        let sent = http::send_with_retries(
+            "polymarket",
+            &self.retry,
+            retry,
+            // 425: the matching engine is restarting; 429: throttled (§2.7).
+            |status, retry_after| {
+                matches!(status, 425 | 429).then(|| {
+                    PolymarketError::from_http(status, "", retry_after)
+                        .retry_after()
+                        .map(|h| h.min(MAX_HINT))
+                })
+            },
+            || {
+                let mut req = self.http.request(method.clone(), &url);
+                if private {
+                    let (creds, signer) = self.keys()?;
+                    // Fresh timestamp per attempt; the signed body never changes.
+                    let h = l2_headers(
+                        creds,
+                        &signer.checksum_address(),
+                        http::now_ms() / 1_000,
+                        method.as_str(),
+                        &signed_path,
+                        body.as_deref().unwrap_or(""),
+                    )
+                    .map_err(invalid)?;
+                    for (name, value) in h.pairs() {
+                        req = req.header(name, value);
+                    }
                 }
-            }
-            if let Some(b) = &body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
-            let outcome = match req.send().await {
-                Ok(resp) => match http::read(resp).await {
-                    (status, retry_after, Ok(text)) => Ok((status, retry_after, text)),
-                    (_, _, Err(message)) => Err(PolymarketError::Transport {
-                        message,
-                        sent: true,
-                    }),
-                },
-                Err(e) => {
-                    let (message, sent) = http::describe(&e);
-                    Err(PolymarketError::Transport { message, sent })
+                if let Some(b) = &body {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
                 }
-            };
-            let (retryable, hint) = match (&outcome, retry) {
-                (Ok((s @ (425 | 429), ra, _)), _) => (
-                    true,
-                    PolymarketError::from_http(*s, "", ra.as_deref()).retry_after(),
-                ),
-                (Ok((s, _, _)), Retry::Idempotent) => (*s >= 500, None),
-                (Ok(_), Retry::NotAccepted) => (false, None),
-                (Err(PolymarketError::Transport { sent: false, .. }), _) => (true, None),
-                (Err(PolymarketError::Transport { .. }), Retry::Idempotent) => (true, None),
-                (Err(_), _) => (false, None),
-            };
-            if !retryable || attempt >= self.retry.max_retries {
-                return outcome;
-            }
-            let wait = self.retry.delay(attempt, hint.map(|h| h.min(MAX_HINT)));
-            tracing::debug!(%method, path, attempt, ?wait, "polymarket request retried");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+                Ok(req)
+            },
+        )
+        .await?;
+        match sent {
+            Sent::Answer {
+                status,
+                retry_after,
+                body,
+            } => Ok((status, retry_after, body)),
+            // The request reached the venue either way.
+            Sent::Unreadable { detail, .. } => Err(PolymarketError::Transport {
+                message: detail,
+                sent: true,
+            }),
+            Sent::Failed { message, sent } => Err(PolymarketError::Transport { message, sent }),
         }
     }
 }
