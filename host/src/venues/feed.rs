@@ -73,6 +73,16 @@ impl BookWriter {
         }
     }
 
+    /// A session that ended without a shutdown: its books cannot be trusted
+    /// until the next session's snapshots; the loss is counted and reported.
+    pub fn session_lost<'a>(&self, pairs: impl IntoIterator<Item = &'a PairId>, reason: String) {
+        for pair in pairs {
+            self.stale(pair);
+        }
+        self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.status(FeedStatus::Reconnecting, reason);
+    }
+
     pub fn status(&self, status: FeedStatus, detail: impl Into<String>) {
         let detail = detail.into();
         *self.stats.status.lock().unwrap_or_else(|e| e.into_inner()) = status;

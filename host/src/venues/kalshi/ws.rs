@@ -355,11 +355,7 @@ pub async fn run_orderbook_feed(
                 }
             }
         };
-        for p in &cfg.pairs {
-            writer.stale(&p.id);
-        }
-        writer.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        writer.status(FeedStatus::Reconnecting, reason);
+        writer.session_lost(cfg.pairs.iter().map(|p| &p.id), reason);
         let wait = backoff.next_delay();
         tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.changed() => return }
     }
