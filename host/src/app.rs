@@ -72,6 +72,7 @@ impl Host {
         );
         let limits = RuntimeLimits {
             cache_dir: Some(config.plugin_cache_dir.clone()),
+            spin: Duration::from_micros(config.strategy_spin_us),
             ..RuntimeLimits::default()
         };
         let plugin_host = PluginHost::new(limits)

@@ -204,6 +204,12 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached by content hash.
     pub plugin_cache_dir: PathBuf,
+    /// Microseconds the strategy thread polls for the next book change before
+    /// it sleeps (`DOUBLETIME_STRATEGY_SPIN_US`, default 50, at most 1 s). A
+    /// change that finds it polling is evaluated at once; one that finds it
+    /// asleep pays a wake-up of tens of µs. The poll burns its core meanwhile:
+    /// raise it where the strategy thread has a core of its own.
+    pub strategy_spin_us: u64,
     pub api: ApiConfig,
     pub kalshi: KalshiConfig,
     pub polymarket: PolymarketConfig,
@@ -228,6 +234,7 @@ impl Default for Config {
             leg_order: crate::domain::TimeInForce::FillOrKill,
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
+            strategy_spin_us: 50,
             api: ApiConfig::default(),
             kalshi: KalshiConfig::default(),
             polymarket: PolymarketConfig::default(),
@@ -348,6 +355,9 @@ impl Config {
         if let Some(v) = env("DOUBLETIME_PLUGIN_CACHE_DIR") {
             self.plugin_cache_dir = PathBuf::from(v);
         }
+        if let Some(v) = env("DOUBLETIME_STRATEGY_SPIN_US") {
+            self.strategy_spin_us = parse_env("DOUBLETIME_STRATEGY_SPIN_US", &v)?;
+        }
         if let Some(v) = env("DOUBLETIME_API_BIND") {
             self.api.bind = parse_env("DOUBLETIME_API_BIND", &v)?;
         }
@@ -365,6 +375,15 @@ impl Config {
                 Ok(())
             }
         };
+        if self.strategy_spin_us > 1_000_000 {
+            return Err(invalid(
+                "DOUBLETIME_STRATEGY_SPIN_US",
+                format!(
+                    "{} µs is over a second of polling per book change",
+                    self.strategy_spin_us
+                ),
+            ));
+        }
         if self.leg_order.rests() {
             return Err(invalid(
                 "DOUBLETIME_LEG_ORDER",
@@ -543,6 +562,24 @@ mod tests {
         assert_eq!(cfg.min_profit_threshold, Decimal::new(2, 2));
         assert_eq!(cfg.kalshi.fee_rate, Decimal::new(35, 3));
         assert_eq!(cfg.minimum_wallet_balance, Decimal::new(10050, 2));
+    }
+
+    #[test]
+    fn the_strategy_poll_is_set_from_the_file_or_the_environment_and_bounded() {
+        assert_eq!(Config::default().strategy_spin_us, 50);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "strategy_spin_us = 200\n").unwrap();
+        let cfg = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(cfg.strategy_spin_us, 200);
+        let cfg = Config::load(Some(&path), env(&[("DOUBLETIME_STRATEGY_SPIN_US", "0")])).unwrap();
+        assert_eq!(cfg.strategy_spin_us, 0, "the environment wins");
+        let err =
+            Config::load(None, env(&[("DOUBLETIME_STRATEGY_SPIN_US", "2000000")])).unwrap_err();
+        assert!(
+            err.to_string().contains("DOUBLETIME_STRATEGY_SPIN_US"),
+            "{err}"
+        );
     }
 
     #[test]
