@@ -138,8 +138,9 @@ pub enum Sent {
     Failed { message: String, sent: bool },
 }
 
-/// Sends the request `build` makes until its outcome is final, building it
-/// again for every attempt (signatures carry a fresh timestamp). A status
+/// Sends the request `build` makes, with `body` as its JSON body, until its
+/// outcome is final, building it again for every attempt (signatures carry a
+/// fresh timestamp). A status
 /// `throttled` recognises is sent again after the venue's hint (if it gives
 /// one) or the policy's backoff; so is a 5xx, an unreadable answer or a lost
 /// one when `retry` allows, and a request that never left, always. At most
@@ -148,12 +149,19 @@ pub async fn send_with_retries<E>(
     venue: &str,
     policy: &RetryPolicy,
     retry: Retry,
+    body: Option<&str>,
     throttled: impl Fn(u16, Option<&str>) -> Option<Option<Duration>>,
     mut build: impl FnMut() -> Result<reqwest::RequestBuilder, E>,
 ) -> Result<Sent, E> {
     let mut attempt = 0;
     loop {
-        let outcome = match build()?.send().await {
+        let mut req = build()?;
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_owned());
+        }
+        let outcome = match req.send().await {
             Ok(resp) => match read(resp).await {
                 (status, retry_after, Ok(body)) => Sent::Answer {
                     status,
@@ -259,7 +267,7 @@ mod tests {
     async fn status_of(url: &str, retry: Retry) -> u16 {
         let http = reqwest::Client::new();
         let throttled = |s: u16, _: Option<&str>| (s == 429).then_some(None);
-        match send_with_retries("test", &quick(), retry, throttled, || {
+        match send_with_retries("test", &quick(), retry, None, throttled, || {
             Ok::<_, ()>(http.post(url))
         })
         .await
@@ -300,6 +308,7 @@ mod tests {
             "test",
             &quick(),
             Retry::NotAccepted,
+            None,
             |_, _| None,
             || {
                 attempts += 1;

@@ -486,6 +486,7 @@ impl KalshiRest {
             "kalshi",
             &self.retry,
             retry,
+            body.as_deref(),
             // Kalshi's 429 rarely says how long; when it does, in seconds.
             |status, retry_after| (status == 429).then(|| retry_after.and_then(secs)),
             || {
@@ -496,24 +497,19 @@ impl KalshiRest {
                     .as_ref()
                     .filter(|p| method == Method::POST && p.path == signed_path)
                     .and_then(|p| p.take());
-                if let Some(h) = presigned {
-                    for (name, value) in h.pairs() {
-                        req = req.header(name, value);
-                    }
-                } else if let Some(signer) = &self.signer {
-                    let h = signer
-                        .sign(http::now_ms(), method.as_str(), &signed_path)
-                        .map_err(|e| KalshiError::InvalidRequest {
-                            message: e.to_string(),
-                        })?;
-                    for (name, value) in h.pairs() {
-                        req = req.header(name, value);
-                    }
-                }
-                if let Some(b) = &body {
-                    req = req
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(b.clone());
+                let headers = match (presigned, &self.signer) {
+                    (Some(h), _) => Some(h),
+                    (None, Some(signer)) => Some(
+                        signer
+                            .sign(http::now_ms(), method.as_str(), &signed_path)
+                            .map_err(|e| KalshiError::InvalidRequest {
+                                message: e.to_string(),
+                            })?,
+                    ),
+                    (None, None) => None,
+                };
+                for (name, value) in headers.iter().flat_map(|h| h.pairs()) {
+                    req = req.header(name, value);
                 }
                 Ok(req)
             },

@@ -692,6 +692,7 @@ impl PolymarketRest {
             "polymarket",
             &self.retry,
             retry,
+            body.as_deref(),
             // 425: the matching engine is restarting; 429: throttled (§2.7).
             |status, retry_after| {
                 matches!(status, 425 | 429).then(|| {
@@ -717,11 +718,6 @@ impl PolymarketRest {
                     for (name, value) in h.pairs() {
                         req = req.header(name, value);
                     }
-                }
-                if let Some(b) = &body {
-                    req = req
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(b.clone());
                 }
                 Ok(req)
             },
