@@ -203,6 +203,16 @@ fn broken_files_are_rejected_with_a_clear_error() {
     ));
 }
 
+/// A deterministic pseudo-random sequence (xorshift64) from `seed`.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// A deterministic pseudo-random view: quotes on both venues, sometimes empty
 /// sides, fees and minimum sizes that vary.
 fn random_view(next: &mut impl FnMut() -> u64, market: u32) -> MarketView {
@@ -256,13 +266,7 @@ fn the_top_of_book_call_decides_what_the_full_view_decides() {
         i.register_markets(&[]).unwrap();
     }
     assert!(fast.has_top_of_book());
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
     let (mut found, mut both) = (0, 0);
     // Four markets whose terms change from view to view: a plugin answering
     // with another market's terms, or stale ones, decides differently.
@@ -301,13 +305,7 @@ fn a_plugin_built_for_wit_1_0_loads_and_evaluates_in_this_host() {
     assert!(!old.top_of_book);
     assert!(!inst.has_top_of_book());
     assert_eq!(old.info.name, "test-wit-1-0");
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     let mut echoed = 0;
     for n in 0..200u32 {
         let v = random_view(&mut next, n % 3);

@@ -86,8 +86,13 @@ async fn market_info_names_tokens_tick_size_minimum_and_fees() {
     assert!(matches!(e, PolymarketError::NotFound { .. }), "{e:?}");
 }
 
-#[tokio::test]
-async fn an_order_version_change_is_followed_by_one_re_signed_order() {
+/// A simulator with books to trade against, and a client with API keys the
+/// venue knows, synchronised on the exchange version (V2).
+async fn trading_client() -> (
+    doubletime::domain::MarketPair,
+    doubletime::sim::SimHandle,
+    PolymarketRest,
+) {
     let pair = support::pair("fed");
     let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
     sim.replace_books(0, support::order_books()).await;
@@ -104,6 +109,12 @@ async fn an_order_version_change_is_followed_by_one_re_signed_order() {
     )
     .unwrap();
     assert_eq!(rest.sync_version().await.unwrap(), ExchangeVersion::V2);
+    (pair, sim, rest)
+}
+
+#[tokio::test]
+async fn an_order_version_change_is_followed_by_one_re_signed_order() {
+    let (pair, sim, rest) = trading_client().await;
 
     // The exchange moves to V3: our V2-signed order is refused, then re-signed.
     sim.set_polymarket_version(3);
@@ -131,22 +142,7 @@ async fn an_order_version_change_is_followed_by_one_re_signed_order() {
 
 #[tokio::test]
 async fn an_order_signed_ahead_is_signed_again_if_the_version_moved_before_it_left() {
-    let pair = support::pair("fed");
-    let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
-    sim.replace_books(0, support::order_books()).await;
-    let creds = ApiCreds::new(
-        "0f3b5f2c-7d0e-4a55-9a3e-3c0a4b1d2e6f",
-        Secret::new("c2ltdWxhdGVkLWNsb2ItYXBpLXNlY3JldC0wMTIzNDU2Nzg="),
-        Secret::new("passphrase-1"),
-    );
-    sim.set_polymarket_creds(creds.clone());
-    let rest = PolymarketRest::new(
-        &sim.polymarket_rest_url,
-        Some(creds),
-        Some(wallet(WALLET_KEY)),
-    )
-    .unwrap();
-    assert_eq!(rest.sync_version().await.unwrap(), ExchangeVersion::V2);
+    let (pair, sim, rest) = trading_client().await;
     let order = |leg: &str| {
         support::order(
             Venue::Polymarket,
