@@ -859,7 +859,8 @@ impl Worker {
                 continue;
             };
             let started = Instant::now();
-            let result = if instance.has_top_of_book() {
+            // The same flag that decided whether the view has ladders.
+            let result = if slot.code.top_of_book {
                 instance
                     .evaluate_top(&top, &terms)
                     .map(|o| o.into_iter().collect())
