@@ -182,18 +182,7 @@ pub async fn measure(
         })
         .map(|t| (t.opportunity.pair, t.opportunity.found_at))
         .collect();
-    let stages = &trading.executor.stages;
-    let order_path = vec![
-        (
-            "decision → executor starts (risk gate, hand-over)",
-            stages.to_executor.summary(),
-        ),
-        (
-            "executor's checks (lease, grid, cash)",
-            stages.checks.summary(),
-        ),
-        ("trade intent written to the store", stages.intent.summary()),
-    ];
+    let order_path = trading.executor.stages.summaries();
     trading.stop().await;
     feeds.stop().await;
     let strategy = host.strategy.clone();

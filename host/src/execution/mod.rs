@@ -132,6 +132,23 @@ pub struct OrderPathStages {
     pub intent: crate::strategy::stats::Histogram,
 }
 
+impl OrderPathStages {
+    /// Each stage, named for a report, in order along the path.
+    pub fn summaries(&self) -> Vec<(&'static str, crate::strategy::stats::LatencySummary)> {
+        vec![
+            (
+                "decision → executor starts (risk gate, hand-over)",
+                self.to_executor.summary(),
+            ),
+            (
+                "executor's checks (lease, grid, cash)",
+                self.checks.summary(),
+            ),
+            ("trade intent written to the store", self.intent.summary()),
+        ]
+    }
+}
+
 /// A venue's cash as last read, less what our orders sent since may spend.
 #[derive(Debug, Clone, Copy)]
 struct CachedBalance {
