@@ -302,6 +302,20 @@ pub async fn start_trading(
         },
         store.clone(),
     );
+    // Intents a crash left only in the journal go into the store first, so
+    // reconciliation sees them.
+    if let Some(path) = host.config.intent_journal_path() {
+        let journal = crate::store::journal::IntentJournal::open(&path)
+            .with_context(|| format!("opening the intent journal {}", path.display()))?;
+        let replayed = journal
+            .replay(&store)
+            .await
+            .with_context(|| format!("replaying the intent journal {}", path.display()))?;
+        if replayed != Default::default() {
+            tracing::warn!(?replayed, journal = %path.display(), "intent journal replayed into the trade store");
+        }
+        executor.journal_intents(Arc::new(journal));
+    }
     let reconciled = executor.reconcile().await;
     let mismatches = executor.check_positions().await.len();
     tracing::info!(backend = store.repo.backend(), host = %store.host, pnl_today = %today, ?reconciled, position_mismatches = mismatches, "trade store ready");

@@ -18,6 +18,7 @@ use doubletime::execution::{
 };
 use doubletime::risk::{RiskGate, RiskHandle, RiskLimits};
 use doubletime::sim::SimHandle;
+use doubletime::store::journal::IntentJournal;
 use doubletime::venues::kalshi::rest::KalshiRest;
 use doubletime::venues::polymarket::PolySigner;
 use doubletime::venues::polymarket::rest::PolymarketRest;
@@ -30,6 +31,8 @@ struct Rig {
     bus: Arc<Bus>,
     executor: Arc<Executor>,
     fees: PairFees,
+    /// The intent journal's file, in the store's folder.
+    journal: Option<std::path::PathBuf>,
     _store: stores::TestStore,
 }
 
@@ -52,23 +55,48 @@ async fn rig(dry_run: bool, retry_tolerance: Decimal) -> Rig {
 }
 
 async fn rig_with(dry_run: bool, retry_tolerance: Decimal, leg_mode: LegMode) -> Rig {
-    rig_full(
+    rig_full(Setup {
         dry_run,
         retry_tolerance,
         leg_mode,
-        false,
-        TimeInForce::FillOrKill,
-    )
+        ..Setup::default()
+    })
     .await
 }
 
-/// `kalshi_down`: the executor's Kalshi REST client points at a closed port.
-async fn rig_full(
+/// How a rig's executor is set up; the default journals intents, as the host does.
+struct Setup {
     dry_run: bool,
     retry_tolerance: Decimal,
     leg_mode: LegMode,
+    /// The executor's Kalshi REST client points at a closed port.
     kalshi_down: bool,
     leg_order: TimeInForce,
+    journal: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            dry_run: false,
+            retry_tolerance: dec!(0.0),
+            leg_mode: LegMode::Concurrent,
+            kalshi_down: false,
+            leg_order: TimeInForce::FillOrKill,
+            journal: true,
+        }
+    }
+}
+
+async fn rig_full(
+    Setup {
+        dry_run,
+        retry_tolerance,
+        leg_mode,
+        kalshi_down,
+        leg_order,
+        journal,
+    }: Setup,
 ) -> Rig {
     let pair = support::pair("fed");
     let sim = support::quiet_sim(std::slice::from_ref(&pair)).await;
@@ -130,11 +158,17 @@ async fn rig_full(
         policy,
         store.for_host("test-host").await,
     );
+    let journal = journal.then(|| {
+        let path = store.dir().join("trades.db.intents");
+        executor.journal_intents(Arc::new(IntentJournal::open(&path).unwrap()));
+        path
+    });
     Rig {
         sim,
         bus,
         executor,
         fees,
+        journal,
         _store: store,
     }
 }
@@ -283,15 +317,33 @@ async fn a_balance_short_on_one_venue_refuses_before_any_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trade_id_sent_again_never_doubles_an_order() {
-    let rig = rig(false, dec!(0.01)).await;
+    // The journal refuses the second intent.
+    sent_twice(rig(false, dec!(0.01)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_journal_a_trade_id_sent_again_never_doubles_an_order() {
+    // The store refuses the second intent before any order.
+    sent_twice(
+        rig_full(Setup {
+            retry_tolerance: dec!(0.01),
+            journal: false,
+            ..Setup::default()
+        })
+        .await,
+    )
+    .await;
+}
+
+async fn sent_twice(rig: Rig) {
     rig.executor
         .execute(execute(&rig, "t6", "0.45", "0.57", 5))
         .await;
     let kalshi = rig.sim.fills(Venue::Kalshi).len();
     let poly = rig.sim.fills(Venue::Polymarket).len();
     assert!(kalshi > 0 && poly > 0, "the first run traded");
-    // The same approval delivered twice (a replayed message, a retry): the
-    // store refuses a second intent for the trade id, so nothing is sent.
+    // The same approval delivered twice (a replayed message, a retry):
+    // nothing is sent the second time.
     rig.executor
         .execute(execute(&rig, "t6", "0.45", "0.57", 5))
         .await;
@@ -464,12 +516,23 @@ async fn crashed_after_the_intent(rig: &Rig, trade_id: &str, no_price: &str, sen
 async fn crashed_after_sending(
     rig: &Rig,
     trade_id: &str,
-    (yes_price, no_price): (&str, &str),
+    prices: (&str, &str),
     size: u64,
     sent: (bool, bool),
 ) {
-    use doubletime::store::TradeIntent;
-    use doubletime::venues::polymarket::TickSize;
+    let intent = planned(rig, trade_id, prices, size);
+    let store = &rig.executor.store;
+    store.repo.begin_trade(&store.host, &intent).await.unwrap();
+    send_at_the_venues(rig, &intent, sent).await;
+}
+
+/// A trade's intent as the executor plans it: YES on Kalshi, NO on Polymarket.
+fn planned(
+    rig: &Rig,
+    trade_id: &str,
+    (yes_price, no_price): (&str, &str),
+    size: u64,
+) -> doubletime::store::TradeIntent {
     let cmd = execute(rig, trade_id, yes_price, no_price, size);
     let yes = support::order(
         Venue::Kalshi,
@@ -487,23 +550,25 @@ async fn crashed_after_sending(
         size,
         doubletime::domain::TimeInForce::FillOrKill,
     );
-    let store = &rig.executor.store;
-    store
-        .repo
-        .begin_trade(
-            &store.host,
-            &TradeIntent {
-                trade_id: trade_id.into(),
-                opportunity: cmd.opportunity.clone(),
-                orders: vec![yes.clone(), no.clone()],
-                created_at: doubletime::strategy::now_micros(),
-            },
-        )
-        .await
-        .unwrap();
+    doubletime::store::TradeIntent {
+        trade_id: trade_id.into(),
+        opportunity: cmd.opportunity,
+        orders: vec![yes, no],
+        created_at: doubletime::strategy::now_micros(),
+    }
+}
+
+/// Sends the intent's orders (`sent` says which) as a host that then died.
+async fn send_at_the_venues(
+    rig: &Rig,
+    intent: &doubletime::store::TradeIntent,
+    sent: (bool, bool),
+) {
+    use doubletime::venues::polymarket::TickSize;
+    let (yes, no) = (&intent.orders[0], &intent.orders[1]);
     if sent.0 {
         let kalshi = KalshiRest::new(&rig.sim.kalshi_rest_url, None).unwrap();
-        kalshi.create_order(&yes, "KX-fed").await.unwrap();
+        kalshi.create_order(yes, "KX-fed").await.unwrap();
     }
     if sent.1 {
         let poly = PolymarketRest::new(
@@ -514,7 +579,7 @@ async fn crashed_after_sending(
         .unwrap();
         let pair = support::pair("fed");
         poly.post_order(
-            &no,
+            no,
             &pair.polymarket_no_token,
             TickSize::parse("0.01").unwrap(),
             false,
@@ -522,6 +587,89 @@ async fn crashed_after_sending(
         .await
         .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_that_left_with_their_intent_only_in_the_journal_are_settled_at_start_up() {
+    let rig = rig(false, dec!(0.01)).await;
+    let path = rig.journal.clone().unwrap();
+    // The host journalled the intent, sent both orders and died before the
+    // store write landed.
+    let intent = planned(&rig, "t30", ("0.45", "0.57"), 10);
+    IntentJournal::open(&path).unwrap().append(&intent).unwrap();
+    send_at_the_venues(&rig, &intent, (true, true)).await;
+    assert!(!rig.executor.store.repo.has_trade("t30").await.unwrap());
+
+    // The restart: the journal is replayed, then reconciliation runs.
+    let journal = IntentJournal::open(&path).unwrap();
+    let replayed = journal.replay(&rig.executor.store).await.unwrap();
+    assert_eq!(replayed.written, 1);
+    let done = rig.executor.reconcile().await;
+    assert_eq!((done.settled, done.unresolved), (1, 0));
+    let t = rig.executor.store.repo.trade("t30").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Hedged, "{t:?}");
+    assert_eq!(
+        rig.positions().await.len(),
+        2,
+        "both legs booked from the venues"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "the journal starts again empty"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journalled_trade_is_booked_in_full_and_its_intent_kept_until_a_restart() {
+    let rig = rig(false, dec!(0.01)).await;
+    rig.executor
+        .execute(execute(&rig, "t31", "0.45", "0.57", 5))
+        .await;
+    let t = rig.executor.store.repo.trade("t31").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Hedged);
+    assert_eq!(rig.positions().await.len(), 2);
+    assert_eq!(rig.executor.store_errors(), 0);
+    // The line stays (short journals are not compacted); a restart finds
+    // the trade in the store and empties the journal.
+    let path = rig.journal.clone().unwrap();
+    let journal = IntentJournal::open(&path).unwrap();
+    let replayed = journal.replay(&rig.executor.store).await.unwrap();
+    assert_eq!((replayed.written, replayed.present), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_refusing_a_journalled_intent_makes_the_next_trades_wait_for_it() {
+    let rig = rig(false, dec!(0.01)).await;
+    let store = &rig.executor.store;
+    // Rows the store already has under these trade ids: it refuses their
+    // intents (as a full disk or a lost database would), the journal does not.
+    for id in ["t32", "t33"] {
+        let stale = planned(&rig, id, ("0.45", "0.57"), 1);
+        store.repo.begin_trade(&store.host, &stale).await.unwrap();
+    }
+    let fills =
+        |rig: &Rig| rig.sim.fills(Venue::Kalshi).len() + rig.sim.fills(Venue::Polymarket).len();
+    // Journalled: the orders left beside the store write that failed.
+    rig.executor
+        .execute(execute(&rig, "t32", "0.45", "0.57", 5))
+        .await;
+    let after_first = fills(&rig);
+    assert_eq!(after_first, 2, "both legs of t32 went out");
+    assert_eq!(rig.executor.store_errors(), 1, "the refusal is counted");
+    // Now the store is asked first, and its refusal stops the orders.
+    rig.executor
+        .execute(execute(&rig, "t33", "0.45", "0.57", 5))
+        .await;
+    assert_eq!(fills(&rig), after_first, "nothing of t33 went out");
+    assert_eq!(rig.executor.store_errors(), 2);
+    // A store that takes an intent again is trusted again.
+    rig.executor
+        .execute(execute(&rig, "t34", "0.45", "0.57", 5))
+        .await;
+    let t = store.repo.trade("t34").await.unwrap().unwrap();
+    assert_eq!(t.outcome, TradeOutcome::Hedged);
+    assert_eq!(fills(&rig), after_first + 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,13 +718,11 @@ async fn a_kill_before_any_order_settles_as_not_filled() {
 async fn an_order_the_venues_cannot_account_for_holds_its_market_back() {
     // Kalshi cannot be asked (connection refused): whether the YES leg
     // filled is unknown, so the trade stays open and the market is not traded.
-    let rig = rig_full(
-        false,
-        dec!(0.01),
-        LegMode::Concurrent,
-        true,
-        TimeInForce::FillOrKill,
-    )
+    let rig = rig_full(Setup {
+        retry_tolerance: dec!(0.01),
+        kalshi_down: true,
+        ..Setup::default()
+    })
     .await;
     crashed_after_the_intent(&rig, "t11", "0.57", (true, false)).await;
     let done = rig.executor.reconcile().await;
@@ -724,13 +870,10 @@ async fn after_a_trade_the_cash_check_counts_what_it_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_fills_leave_only_the_matched_quantity_hedged() {
-    let rig = rig_full(
-        false,
-        dec!(0.0),
-        LegMode::Concurrent,
-        false,
-        TimeInForce::ImmediateOrCancel,
-    )
+    let rig = rig_full(Setup {
+        leg_order: TimeInForce::ImmediateOrCancel,
+        ..Setup::default()
+    })
     .await;
     // 15 wanted: Kalshi has 10 YES at 0.45; Polymarket 10 NO at 0.57 and 20 at
     // 0.58, all reachable at 0.58. YES fills 10, NO fills 15; the missing 5 YES

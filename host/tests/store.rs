@@ -472,7 +472,55 @@ async fn schema_is_migrated_once_and_a_newer_one_refused(store: stores::TestStor
     }
 }
 
+/// A host died with intents only in its journal: the next start writes
+/// those the store lacks, skips what it has and a line torn mid-write, and
+/// leaves the journal empty.
+async fn a_journal_replays_what_the_store_lacks_once(repo: Arc<dyn TradeRepository>) {
+    use doubletime::store::journal::{IntentJournal, Replayed};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intents");
+    let journal = IntentJournal::open(&path).unwrap();
+    let (stored, lost) = (intent("t1", "fed"), intent("t2", "cpi"));
+    journal.append(&stored).unwrap();
+    repo.begin_trade(HOST, &stored).await.unwrap();
+    journal.append(&lost).unwrap();
+    drop(journal);
+    // The crash tore the next write.
+    let mut text = std::fs::read(&path).unwrap();
+    text.extend_from_slice(br#"{"trade_id":"t3","opportunity":{"pa"#);
+    std::fs::write(&path, text).unwrap();
+
+    let store = doubletime::store::TradeStore::new(repo.clone(), HOST);
+    let journal = IntentJournal::open(&path).unwrap();
+    let replayed = journal.replay(&store).await.unwrap();
+    assert_eq!(
+        replayed,
+        Replayed {
+            written: 1,
+            present: 1,
+            unreadable: 1
+        }
+    );
+    let open = repo.open_trades(HOST).await.unwrap();
+    let t2 = open
+        .iter()
+        .find(|t| t.trade_id == "t2")
+        .expect("t2 written");
+    assert_eq!(t2.opportunity, lost.opportunity);
+    let mut orders: Vec<_> = t2.orders.iter().map(|o| o.order.clone()).collect();
+    orders.sort_by(|a, b| b.client_order_id.cmp(&a.client_order_id));
+    assert_eq!(orders, lost.orders, "t2-yes, t2-no");
+    assert!(t2.orders.iter().all(|o| o.status == OrderStatus::Planned));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    assert_eq!(journal.replay(&store).await.unwrap(), Replayed::default());
+    assert!(
+        journal.append(&lost).is_err(),
+        "a replayed trade id is not journalled again"
+    );
+}
+
 both_stores!(
+    a_journal_replays_what_the_store_lacks_once,
     intent_is_open_with_planned_orders_until_finished,
     a_fill_is_booked_once,
     a_trade_id_is_written_once,

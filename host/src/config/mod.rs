@@ -195,6 +195,11 @@ pub struct Config {
     /// trades, and finds its own unfinished trades after a restart. Keep it
     /// stable across restarts (default: `doubletime-<hostname>`).
     pub host_id: String,
+    /// The local file a trade's intent is appended to before its orders
+    /// leave (`DOUBLETIME_INTENT_JOURNAL`); the store write then runs beside
+    /// the orders. Default: beside a SQLite file (`<file>.intents`), or
+    /// `var/<host_id>.intents` with PostgreSQL. `off` writes the store first.
+    pub intent_journal: Option<PathBuf>,
     /// How both legs go out: `concurrent` (default) or `sequential` (the less
     /// liquid leg first, the other only after it fills).
     pub leg_mode: crate::execution::LegMode,
@@ -230,6 +235,7 @@ impl Default for Config {
             minimum_wallet_balance: Decimal::ZERO,
             database_url: Secret::new("sqlite://var/doubletime.db"),
             host_id: default_host_id(),
+            intent_journal: None,
             leg_mode: crate::execution::LegMode::Concurrent,
             leg_order: crate::domain::TimeInForce::FillOrKill,
             plugins_dir: PathBuf::from("var/plugins"),
@@ -272,6 +278,25 @@ fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
 }
 
 impl Config {
+    /// Where trade intents are journalled ([`Config::intent_journal`]);
+    /// `None` when off or when the store is an in-memory SQLite, which a
+    /// crash loses anyway.
+    pub fn intent_journal_path(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.intent_journal {
+            return (path.as_os_str() != "off").then(|| path.clone());
+        }
+        let url = self.database_url.expose();
+        let Some(rest) = url.strip_prefix("sqlite:") else {
+            return Some(PathBuf::from(format!("var/{}.intents", self.host_id)));
+        };
+        let (file, options) = rest.split_once('?').unwrap_or((rest, ""));
+        let file = file.trim_start_matches("//");
+        if file.is_empty() || file == ":memory:" || options.contains("mode=memory") {
+            return None;
+        }
+        Some(PathBuf::from(format!("{file}.intents")))
+    }
+
     /// Reads the file (if given), then applies environment variables read through
     /// `env` (the process environment in production; a map in tests), then validates.
     pub fn load(
@@ -324,6 +349,9 @@ impl Config {
         }
         if let Some(v) = env("DOUBLETIME_HOST_ID") {
             self.host_id = v;
+        }
+        if let Some(v) = env("DOUBLETIME_INTENT_JOURNAL") {
+            self.intent_journal = Some(PathBuf::from(v));
         }
         if let Some(v) = env("DOUBLETIME_LEG_ORDER") {
             self.leg_order = parse_env("DOUBLETIME_LEG_ORDER", &v)?;
@@ -520,6 +548,37 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn the_intent_journal_sits_beside_a_sqlite_file_and_is_named_for_the_host_with_postgres() {
+        let journal = |pairs: &[(&str, &str)]| {
+            let mut e = vec![("DOUBLETIME_HOST_ID", "east-1")];
+            e.extend_from_slice(pairs);
+            Config::load(None, env(&e)).unwrap().intent_journal_path()
+        };
+        assert_eq!(
+            journal(&[]),
+            Some(PathBuf::from("var/doubletime.db.intents"))
+        );
+        assert_eq!(
+            journal(&[("DATABASE_URL", "sqlite:/data/t.db?mode=rwc")]),
+            Some(PathBuf::from("/data/t.db.intents"))
+        );
+        assert_eq!(journal(&[("DATABASE_URL", "sqlite::memory:")]), None);
+        assert_eq!(
+            journal(&[("DATABASE_URL", "sqlite://x.db?mode=memory")]),
+            None
+        );
+        assert_eq!(
+            journal(&[("DATABASE_URL", "postgres://u:p@db/trades")]),
+            Some(PathBuf::from("var/east-1.intents"))
+        );
+        assert_eq!(
+            journal(&[("DOUBLETIME_INTENT_JOURNAL", "/fast/j")]),
+            Some(PathBuf::from("/fast/j"))
+        );
+        assert_eq!(journal(&[("DOUBLETIME_INTENT_JOURNAL", "off")]), None);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! is recorded; no order leaves the host.
 //!
 //! Everything is booked in the trade store: the intent and its planned orders
-//! are written before the first order leaves (a store that cannot write
-//! refuses the trade), every order's fate and fill as it comes back, the
+//! are written before the first order leaves (to the intent journal, with the
+//! store write beside the orders; or to a store that can refuse the trade),
+//! every order's fate and fill as it comes back, the
 //! outcome and P&L at the end. Trades a crash left open are settled from the
 //! venues at start-up by [`Executor::reconcile`].
 //!
@@ -45,6 +46,7 @@ use crate::domain::{
     Venue,
 };
 use crate::risk::RiskHandle;
+use crate::store::journal::IntentJournal;
 use crate::store::lease::PairLeases;
 use crate::store::{OrderStatus, TradeIntent, TradeStore};
 use crate::strategy::now_micros;
@@ -172,6 +174,12 @@ pub struct Executor {
     pub stages: OrderPathStages,
     /// Set when several hosts share the store: only leased markets are traded.
     leases: std::sync::OnceLock<Arc<PairLeases>>,
+    /// Set when intents are journalled: the orders leave once the intent is
+    /// in the journal, and the store write runs beside them.
+    journal: std::sync::OnceLock<Arc<IntentJournal>>,
+    /// A journalled intent the store refused: until the store takes one
+    /// again, each trade waits for its store write before sending.
+    store_behind: std::sync::atomic::AtomicBool,
     /// The last balance read per venue, and when.
     balances: std::sync::Mutex<std::collections::HashMap<Venue, CachedBalance>>,
     /// Polymarket trade statuses from the user channel.
@@ -295,6 +303,8 @@ impl Executor {
             store_errors: Default::default(),
             stages: Default::default(),
             leases: Default::default(),
+            journal: Default::default(),
+            store_behind: Default::default(),
             held_back: Default::default(),
             fill_watch: Default::default(),
             settlement: Default::default(),
@@ -680,6 +690,13 @@ impl Executor {
     /// Trades only the markets `leases` holds (a shared store); set once, before trading.
     pub fn trade_only_leased(&self, leases: Arc<PairLeases>) {
         let _ = self.leases.set(leases);
+    }
+
+    /// Journals every intent in `journal` before its orders leave, and
+    /// writes the store beside them; set once, before trading, after
+    /// [`IntentJournal::replay`].
+    pub fn journal_intents(&self, journal: Arc<IntentJournal>) {
+        let _ = self.journal.set(journal);
     }
 
     /// Makes the risk gate's kill switch cancel every resting order of the
@@ -1115,6 +1132,23 @@ impl Executor {
         }
     }
 
+    /// A trade's intent could not be written: it ends here, no order sent.
+    fn store_refused(&self, pair: &crate::domain::PairId) {
+        self.store_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.risk.trade_finished(pair, Usd::ZERO, false);
+    }
+
+    /// The store has a trade's intent: its journal line is no longer needed,
+    /// and the store is keeping up.
+    fn intent_stored(&self) {
+        if let Some(journal) = self.journal.get() {
+            journal.stored();
+        }
+        self.store_behind
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Books an order's fate and its fill.
     async fn book_leg(&self, trade_id: &str, leg: &LegResult) {
         let status = match (&leg.fill, &leg.error) {
@@ -1231,12 +1265,10 @@ impl Executor {
         }
         self.stages.to_executor.record_ns(to_executor * 1_000);
         self.stages.checks.record(started.elapsed());
-        // The intent before any order: a crash from here on is found at start-up
-        // (the trade row and its planned orders, one round trip; see
-        // `store::sql`). Sending the orders alongside the write would save
-        // that round trip, but an order could then reach a venue with no
-        // row to find it by after a crash, and a store that refuses the
-        // write (full disk, a replayed trade id) could no longer stop it.
+        // The intent before any order, so a crash from here on is found at
+        // start-up. Journalled, it is one local `write`, and the store write
+        // runs beside the orders. Without a journal (or while the store is
+        // refusing), the orders wait for the store, which can still stop them.
         let writing = std::time::Instant::now();
         let intent = TradeIntent {
             trade_id: cmd.trade_id.clone(),
@@ -1244,35 +1276,71 @@ impl Executor {
             orders: vec![yes.clone(), no.clone()],
             created_at: now_micros(),
         };
+        let journal = self.journal.get();
+        if let Some(journal) = journal
+            && let Err(e) = journal.append(&intent)
+        {
+            tracing::error!(trade = %cmd.trade_id, error = %e, journal = %journal.path().display(), "intent journal refused the intent: no order sent");
+            return self.store_refused(&pair);
+        }
         let write = self.store.repo.begin_trade(&self.store.host, &intent);
         let mut write = std::pin::pin!(write);
         // Start the write (SQLite's worker thread or the PostgreSQL server
         // carries it from there), then sign the Polymarket leg while it runs:
         // the signature covers the priced order, so this is as early as it can
-        // be made. The write is awaited before anything is sent.
+        // be made.
         let early = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         let signed = match self.policy.leg_mode {
             LegMode::Concurrent => (self.presign(&entry, &yes), self.presign(&entry, &no)),
             LegMode::Sequential => (None, None),
         };
-        let written = match early {
-            Poll::Ready(r) => r,
-            Poll::Pending => write.await,
+        let written = async {
+            match early {
+                Poll::Ready(r) => r,
+                Poll::Pending => write.await,
+            }
         };
-        if let Err(e) = written {
-            tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
-            self.store_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.risk.trade_finished(&pair, Usd::ZERO, false);
-            return;
+        let mut written = std::pin::pin!(written);
+        // Sequential legs book the first before the second leaves: the store
+        // must have the trade by then anyway.
+        let beside = journal.is_some()
+            && self.policy.leg_mode == LegMode::Concurrent
+            && !self.store_behind.load(std::sync::atomic::Ordering::Relaxed);
+        if !beside {
+            if let Err(e) = written.as_mut().await {
+                tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
+                return self.store_refused(&pair);
+            }
+            self.intent_stored();
         }
         self.stages.intent.record(writing.elapsed());
         let (y, n) = match self.policy.leg_mode {
             LegMode::Concurrent => {
-                let (y, n) = tokio::join!(
-                    self.send_signed(&entry, yes, signed.0),
-                    self.send_signed(&entry, no, signed.1)
-                );
+                let sends = async {
+                    tokio::join!(
+                        self.send_signed(&entry, yes, signed.0),
+                        self.send_signed(&entry, no, signed.1)
+                    )
+                };
+                let (y, n) = if beside {
+                    let ((y, n), stored) = tokio::join!(sends, written);
+                    match stored {
+                        Ok(()) => self.intent_stored(),
+                        Err(e) => {
+                            // The orders are out: the journal keeps the intent
+                            // for the next start-up, and trades wait for the
+                            // store until it takes one again.
+                            tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused a journalled intent after its orders left");
+                            self.store_errors
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.store_behind
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    (y, n)
+                } else {
+                    sends.await
+                };
                 // Booked after both answers, so the store never delays the second leg.
                 tokio::join!(
                     self.book_leg(&cmd.trade_id, &y),

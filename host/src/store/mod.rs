@@ -6,15 +6,18 @@
 //! Supabase is PostgreSQL). Money is stored as exact decimal text and summed
 //! by the host, never by the database's floating point.
 //!
-//! Crash safety rests on one rule: the executor writes a trade's intent and
-//! its planned orders **before** any order leaves the host. An intent still
-//! open at start-up is reconciled with the venues ([`reconcile`]).
+//! Crash safety rests on one rule: a trade's intent and its planned orders
+//! are written **before** any order leaves the host: to the local intent
+//! journal ([`journal`]), which the store catches up from at start-up, or,
+//! with no journal, to the store itself. An intent still open at start-up is
+//! reconciled with the venues ([`reconcile`]).
 //!
 //! Several hosts can share one PostgreSQL store, each owning a disjoint set of
 //! market pairs: every row carries its host's id and a host claims its pairs
 //! with a lease it keeps renewing ([`TradeRepository::claim_pairs`]).
 
 pub mod decisions;
+pub mod journal;
 pub mod lease;
 mod migrations;
 pub mod reconcile;
@@ -103,7 +106,7 @@ impl OrderStatus {
 
 /// What the executor writes before the first order leaves: the trade and
 /// every order it plans to send.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeIntent {
     pub trade_id: String,
     pub opportunity: Opportunity,
@@ -271,6 +274,9 @@ pub trait TradeRepository: Send + Sync {
     fn trades<'a>(&'a self, limit: u32) -> BoxFuture<'a, StoreResult<Vec<TradeRecord>>>;
 
     fn trade<'a>(&'a self, trade_id: &'a str) -> BoxFuture<'a, StoreResult<Option<TradeRecord>>>;
+
+    /// Whether the trade is in the store at all, open or finished.
+    fn has_trade<'a>(&'a self, trade_id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Contracts `host` holds per pair, venue and outcome, from its fills (non-zero only).
     fn positions<'a>(&'a self, host: &'a str) -> BoxFuture<'a, StoreResult<Vec<Position>>>;

@@ -521,6 +521,17 @@ macro_rules! repository {
                 })
             }
 
+            fn has_trade<'a>(&'a self, trade_id: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+                Box::pin(async move {
+                    let row: Option<i32> =
+                        sqlx::query_scalar("SELECT 1 FROM trades WHERE trade_id = $1")
+                            .bind(trade_id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(row.is_some())
+                })
+            }
+
             fn positions<'a>(&'a self, host: &'a str) -> BoxFuture<'a, StoreResult<Vec<Position>>> {
                 Box::pin(async move {
                     let rows = sqlx::query("SELECT * FROM fills WHERE host_id = $1")

@@ -23,6 +23,14 @@ impl TestStore {
     pub async fn for_host(&self, host: &str) -> TradeStore {
         TradeStore::new(self.open().await, host)
     }
+
+    /// The SQLite store's folder.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir
+            .as_ref()
+            .expect("a SQLite test store has a folder")
+            .path()
+    }
 }
 
 pub fn sqlite() -> TestStore {
