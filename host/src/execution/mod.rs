@@ -146,7 +146,10 @@ impl OrderPathStages {
                 "executor's checks (lease, grid, cash)",
                 self.checks.summary(),
             ),
-            ("trade intent written to the store", self.intent.summary()),
+            (
+                "trade intent written (journalled, or stored when the orders wait for the store)",
+                self.intent.summary(),
+            ),
         ]
     }
 }
@@ -1283,16 +1286,24 @@ impl Executor {
             tracing::error!(trade = %cmd.trade_id, error = %e, journal = %journal.path().display(), "intent journal refused the intent: no order sent");
             return self.store_refused(&pair);
         }
+        // Sequential legs book the first before the second leaves: the store
+        // must have the trade by then anyway.
+        let beside = journal.is_some()
+            && self.policy.leg_mode == LegMode::Concurrent
+            && !self.store_behind.load(std::sync::atomic::Ordering::Relaxed);
         let write = self.store.repo.begin_trade(&self.store.host, &intent);
         let mut write = std::pin::pin!(write);
         // Start the write (SQLite's worker thread or the PostgreSQL server
-        // carries it from there), then sign the Polymarket leg while it runs:
-        // the signature covers the priced order, so this is as early as it can
-        // be made.
+        // carries it from there). When the orders wait for it, sign the
+        // Polymarket leg meanwhile: the signature covers the priced order, so
+        // this is as early as it can be made. Otherwise the leg signs as it
+        // is sent, after the Kalshi request is on its way.
         let early = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         let signed = match self.policy.leg_mode {
-            LegMode::Concurrent => (self.presign(&entry, &yes), self.presign(&entry, &no)),
-            LegMode::Sequential => (None, None),
+            LegMode::Concurrent if !beside => {
+                (self.presign(&entry, &yes), self.presign(&entry, &no))
+            }
+            _ => (None, None),
         };
         let written = async {
             match early {
@@ -1301,11 +1312,6 @@ impl Executor {
             }
         };
         let mut written = std::pin::pin!(written);
-        // Sequential legs book the first before the second leaves: the store
-        // must have the trade by then anyway.
-        let beside = journal.is_some()
-            && self.policy.leg_mode == LegMode::Concurrent
-            && !self.store_behind.load(std::sync::atomic::Ordering::Relaxed);
         if !beside {
             if let Err(e) = written.as_mut().await {
                 tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
@@ -1316,11 +1322,21 @@ impl Executor {
         self.stages.intent.record(writing.elapsed());
         let (y, n) = match self.policy.leg_mode {
             LegMode::Concurrent => {
+                // The Kalshi leg is polled first: its request is handed to its
+                // connection before the Polymarket leg signs.
                 let sends = async {
-                    tokio::join!(
-                        self.send_signed(&entry, yes, signed.0),
-                        self.send_signed(&entry, no, signed.1)
-                    )
+                    if yes.venue == Venue::Kalshi {
+                        tokio::join!(
+                            self.send_signed(&entry, yes, signed.0),
+                            self.send_signed(&entry, no, signed.1)
+                        )
+                    } else {
+                        let (n, y) = tokio::join!(
+                            self.send_signed(&entry, no, signed.1),
+                            self.send_signed(&entry, yes, signed.0)
+                        );
+                        (y, n)
+                    }
                 };
                 let (y, n) = if beside {
                     let ((y, n), stored) = tokio::join!(sends, written);
