@@ -32,6 +32,7 @@ pub use settlement::{FailedTrade, Settled, SettlementWatch};
 
 pub use record::{Position, TradeOutcome, TradeRecord};
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -42,8 +43,8 @@ use crate::books::{BookStore, PairEntry};
 use crate::bus::{Bus, TradeEvent};
 use crate::domain::events::{ExecuteTrade, LegFailed, TradeExecuted};
 use crate::domain::{
-    Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, TokenId, Trade, Usd,
-    Venue,
+    Action, Fill, Leg, LegStatus, Order, Outcome, Price, Size, TimeInForce, TokenId, Trade,
+    UnixMicros, Usd, Venue,
 };
 use crate::risk::RiskHandle;
 use crate::store::journal::IntentJournal;
@@ -132,9 +133,33 @@ pub struct OrderPathStages {
     pub checks: crate::strategy::stats::Histogram,
     /// Writing the trade intent and its planned orders.
     pub intent: crate::strategy::stats::Histogram,
+    /// The decision → both order requests handed to their HTTP connections.
+    pub hand_over: crate::strategy::stats::Histogram,
+    /// (opportunity found at, both orders handed over at) of the first
+    /// [`HANDOVERS_KEPT`] trades, for `doubletime bench` to time from the tick.
+    handovers: std::sync::Mutex<Vec<(UnixMicros, UnixMicros)>>,
 }
 
+const HANDOVERS_KEPT: usize = 10_000;
+
 impl OrderPathStages {
+    fn handed_over(&self, found_at: UnixMicros, at: UnixMicros) {
+        self.hand_over
+            .record_ns(at.saturating_sub(found_at).saturating_mul(1_000));
+        let mut kept = self.handovers.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < HANDOVERS_KEPT {
+            kept.push((found_at, at));
+        }
+    }
+
+    /// (opportunity found at, both orders handed over at) per trade so far.
+    pub fn handovers(&self) -> Vec<(UnixMicros, UnixMicros)> {
+        self.handovers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Each stage, named for a report, in order along the path.
     pub fn summaries(&self) -> Vec<(&'static str, crate::strategy::stats::LatencySummary)> {
         vec![
@@ -149,6 +174,10 @@ impl OrderPathStages {
             (
                 "trade intent written (journalled, or stored when the orders wait for the store)",
                 self.intent.summary(),
+            ),
+            (
+                "decision → both orders handed to their HTTP connections (Polymarket leg signed)",
+                self.hand_over.summary(),
             ),
         ]
     }
@@ -1152,6 +1181,16 @@ impl Executor {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Books both legs' fates and fills and the approval, after both
+    /// answers, so the store never delays the second leg.
+    async fn book_legs(&self, trade_id: &str, y: &LegResult, n: &LegResult, intent: &TradeIntent) {
+        tokio::join!(
+            self.book_leg(trade_id, y),
+            self.book_leg(trade_id, n),
+            self.book_approval(intent)
+        );
+    }
+
     /// Books an order's fate and its fill.
     async fn book_leg(&self, trade_id: &str, leg: &LegResult) {
         let status = match (&leg.fill, &leg.error) {
@@ -1293,82 +1332,76 @@ impl Executor {
             && !self.store_behind.load(std::sync::atomic::Ordering::Relaxed);
         let write = self.store.repo.begin_trade(&self.store.host, &intent);
         let mut write = std::pin::pin!(write);
-        // Start the write (SQLite's worker thread or the PostgreSQL server
-        // carries it from there). When the orders wait for it, sign the
-        // Polymarket leg meanwhile: the signature covers the priced order, so
-        // this is as early as it can be made. Otherwise the leg signs as it
-        // is sent, after the Kalshi request is on its way.
-        let early = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-        let signed = match self.policy.leg_mode {
-            LegMode::Concurrent if !beside => {
-                (self.presign(&entry, &yes), self.presign(&entry, &no))
+        let (y, n) = if beside {
+            self.stages.intent.record(writing.elapsed());
+            // The Kalshi request is handed to its connection first, then the
+            // Polymarket leg signs (its signature covers the priced order) and
+            // is handed over, and only then does the store write start.
+            let (kalshi, poly) = if yes.venue == Venue::Kalshi {
+                (yes, no)
+            } else {
+                (no, yes)
+            };
+            let mut k = std::pin::pin!(self.send_signed(&entry, kalshi, None));
+            let k_early = poll_once(k.as_mut()).await;
+            let signed = self.presign(&entry, &poly);
+            let mut p = std::pin::pin!(self.send_signed(&entry, poly, signed));
+            let p_early = poll_once(p.as_mut()).await;
+            self.stages
+                .handed_over(cmd.opportunity.found_at, now_micros());
+            let (k, p, stored) =
+                tokio::join!(output_of(k_early, k), output_of(p_early, p), write.as_mut());
+            match stored {
+                Ok(()) => self.intent_stored(),
+                Err(e) => {
+                    // The orders are out: the journal keeps the intent for the
+                    // next start-up, and trades wait for the store until it
+                    // takes one again.
+                    tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused a journalled intent after its orders left");
+                    self.store_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.store_behind
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
-            _ => (None, None),
-        };
-        let written = async {
-            match early {
-                Poll::Ready(r) => r,
-                Poll::Pending => write.await,
-            }
-        };
-        let mut written = std::pin::pin!(written);
-        if !beside {
-            if let Err(e) = written.as_mut().await {
+            let (y, n) = if k.order.outcome == Outcome::Yes {
+                (k, p)
+            } else {
+                (p, k)
+            };
+            self.book_legs(&cmd.trade_id, &y, &n, &intent).await;
+            (y, n)
+        } else {
+            // The orders wait for the store, which can still stop them. Start
+            // the write (SQLite's worker thread or the PostgreSQL server
+            // carries it from there) and sign the Polymarket leg meanwhile.
+            let early = poll_once(write.as_mut()).await;
+            let signed = match self.policy.leg_mode {
+                LegMode::Concurrent => (self.presign(&entry, &yes), self.presign(&entry, &no)),
+                LegMode::Sequential => (None, None),
+            };
+            if let Err(e) = output_of(early, write).await {
                 tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
                 return self.store_refused(&pair);
             }
             self.intent_stored();
-        }
-        self.stages.intent.record(writing.elapsed());
-        let (y, n) = match self.policy.leg_mode {
-            LegMode::Concurrent => {
-                // The Kalshi leg is polled first: its request is handed to its
-                // connection before the Polymarket leg signs.
-                let sends = async {
-                    if yes.venue == Venue::Kalshi {
-                        tokio::join!(
-                            self.send_signed(&entry, yes, signed.0),
-                            self.send_signed(&entry, no, signed.1)
-                        )
-                    } else {
-                        let (n, y) = tokio::join!(
-                            self.send_signed(&entry, no, signed.1),
-                            self.send_signed(&entry, yes, signed.0)
-                        );
-                        (y, n)
-                    }
-                };
-                let (y, n) = if beside {
-                    let ((y, n), stored) = tokio::join!(sends, written);
-                    match stored {
-                        Ok(()) => self.intent_stored(),
-                        Err(e) => {
-                            // The orders are out: the journal keeps the intent
-                            // for the next start-up, and trades wait for the
-                            // store until it takes one again.
-                            tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused a journalled intent after its orders left");
-                            self.store_errors
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            self.store_behind
-                                .store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
+            self.stages.intent.record(writing.elapsed());
+            match self.policy.leg_mode {
+                LegMode::Concurrent => {
+                    let (y, n) = tokio::join!(
+                        self.send_signed(&entry, yes, signed.0),
+                        self.send_signed(&entry, no, signed.1)
+                    );
+                    self.stages
+                        .handed_over(cmd.opportunity.found_at, now_micros());
+                    self.book_legs(&cmd.trade_id, &y, &n, &intent).await;
                     (y, n)
-                } else {
-                    sends.await
-                };
-                // Booked after both answers, so the store never delays the second leg.
-                tokio::join!(
-                    self.book_leg(&cmd.trade_id, &y),
-                    self.book_leg(&cmd.trade_id, &n),
-                    self.book_approval(&intent)
-                );
-                (y, n)
-            }
-            LegMode::Sequential => {
-                let legs = self.sequential(&entry, &cmd.trade_id, yes, no).await;
-                self.book_approval(&intent).await;
-                legs
+                }
+                LegMode::Sequential => {
+                    let legs = self.sequential(&entry, &cmd.trade_id, yes, no).await;
+                    self.book_approval(&intent).await;
+                    legs
+                }
             }
         };
         self.settle(&entry, &cmd, y, n).await;
@@ -1642,6 +1675,20 @@ impl Executor {
         self.booked("a trade's outcome", r);
         self.risk
             .trade_finished(&cmd.opportunity.pair, pnl, leg_failed);
+    }
+}
+
+/// Polls `f` once now, so its work starts (a request handed to its
+/// connection, a write to the store's worker), leaving the rest to [`output_of`].
+async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await
+}
+
+/// The output of a future [`poll_once`] polled earlier.
+async fn output_of<F: Future + ?Sized>(early: Poll<F::Output>, f: Pin<&mut F>) -> F::Output {
+    match early {
+        Poll::Ready(v) => v,
+        Poll::Pending => f.await,
     }
 }
 
