@@ -182,3 +182,42 @@ async fn signed_feed_builds_books_resyncs_on_gaps_and_reconnects() {
     stop.send(true).unwrap();
     tokio::time::timeout(WAIT, feed).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_simulator_notes_each_order_request_on_arrival_before_checking_it() {
+    // The latency harness times tick-to-order to these notes; no other test
+    // in this file sends orders.
+    let sim = support::quiet_sim(&[support::pair("fed")]).await;
+    sim::order_arrivals(true);
+    let http = reqwest::Client::new();
+    // Each venue refuses these (no body it can read, no credentials): they
+    // still arrived.
+    let kalshi = http
+        .post(format!("{}/portfolio/events/orders", sim.kalshi_rest_url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let poly = http
+        .post(format!("{}/order", sim.polymarket_rest_url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(kalshi.status().is_client_error(), "{}", kalshi.status());
+    assert!(poly.status().is_client_error(), "{}", poly.status());
+    // Not orders: a read, and a cancel.
+    http.get(format!("{}/portfolio/balance", sim.kalshi_rest_url))
+        .send()
+        .await
+        .unwrap();
+    http.delete(format!("{}/order", sim.polymarket_rest_url))
+        .send()
+        .await
+        .unwrap();
+    let venues: Vec<Venue> = sim::order_arrivals(false)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(venues, vec![Venue::Kalshi, Venue::Polymarket]);
+}

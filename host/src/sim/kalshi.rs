@@ -57,6 +57,10 @@ pub fn router(state: Shared, auth: Option<KalshiAuth>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             require_auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (Venue::Kalshi, "/trade-api/v2/portfolio/events/orders"),
+            super::note_order_arrivals,
         ));
     Router::new()
         .route("/trade-api/ws/v2", get(ws))
@@ -533,7 +537,6 @@ fn fill_cash(side: BookSide, position: Decimal, size: Size, yes: Price) -> Decim
 }
 
 async fn create_order(State(ctx): State<Ctx>, body: String) -> Response {
-    super::order_arrived(Venue::Kalshi);
     let req = match parse_create(&body) {
         Ok(r) => r,
         Err(m) if m == "invalid_order_size" => {

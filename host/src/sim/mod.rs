@@ -461,8 +461,21 @@ pub fn kalshi_signature_check(verifier: crate::venues::kalshi::KalshiVerifier) -
 /// asked, so a long demo does not grow it.
 static ORDER_ARRIVALS: std::sync::Mutex<Option<Vec<(Venue, u64)>>> = std::sync::Mutex::new(None);
 
-/// Called first by each order endpoint.
-pub fn order_arrived(venue: Venue) {
+/// Notes each `POST` to `path` on `venue` as soon as its head is parsed,
+/// before the venue's own checks (signature, body) run: those are the
+/// venue's time, not the host's. A layer around the venue's routes.
+pub(crate) async fn note_order_arrivals(
+    axum::extract::State((venue, path)): axum::extract::State<(Venue, &'static str)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() == axum::http::Method::POST && req.uri().path() == path {
+        order_arrived(venue);
+    }
+    next.run(req).await
+}
+
+fn order_arrived(venue: Venue) {
     let at = crate::strategy::now_micros();
     if let Some(log) = ORDER_ARRIVALS
         .lock()

@@ -38,6 +38,10 @@ pub fn router(state: Shared) -> Router {
         .route("/clob-markets/{condition_id}", get(clob_market))
         .route("/auth/api-key", post(create_api_key))
         .route("/auth/derive-api-key", get(derive_api_key))
+        .layer(axum::middleware::from_fn_with_state(
+            (Venue::Polymarket, "/order"),
+            super::note_order_arrivals,
+        ))
         .with_state(state)
 }
 
@@ -410,7 +414,6 @@ fn dollars(units: u64) -> Decimal {
 }
 
 async fn post_order(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    super::order_arrived(Venue::Polymarket);
     let address = match authorize(&state, &headers, "POST", "/order", &body) {
         Ok(a) => a,
         Err(r) => return r.into_response(),
