@@ -68,14 +68,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The latency and throughput harness (build with --release): the host
-    /// against the simulator on loopback, updates per second, hot reload,
-    /// peak memory; prints a markdown table.
+    /// The latency and throughput harness (build with --release): for 1, 100
+    /// and 1,000 pairs with 1 and 3 plugins, the host against the simulator on
+    /// loopback, paced tick-to-decision and updates per second; hot reload,
+    /// peak memory; prints markdown tables.
     Bench {
         /// Where buy-both.wasm and walk-books.wasm are.
         #[arg(long, default_value = "target/plugins")]
         plugins: PathBuf,
-        /// Seconds of arbitrage windows on loopback.
+        /// Seconds of arbitrage windows in each of the six loopback runs.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Book updates per throughput run.

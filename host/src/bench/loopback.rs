@@ -1,21 +1,24 @@
 //! The whole host against the in-process simulator on loopback: both feeds
-//! over WebSocket, the Rust plugin, the risk gate, the trade store and the
-//! executor paper-trading with signed orders. Arbitrage windows open on one
-//! pair after another; each opportunity's book message receive time is
-//! matched with the moment both of its order requests reached the simulator.
+//! over WebSocket, the plugin set, the risk gate, the trade store and the
+//! executor paper-trading with signed orders, for one number of market pairs.
+//! Once both feeds hold every book, arbitrage windows open on one pair after
+//! another; each trade's book message receive time is matched with the moment
+//! both of its order requests reached the simulator (tick-to-order), and every
+//! evaluation's receive → decision is kept (tick-to-decision).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use crate::app::Host;
 use crate::config::{Config, Secret};
-use crate::domain::Venue;
+use crate::domain::{Usd, Venue};
 use crate::execution::VenueClients;
 use crate::feeds::{Feeds, VenueUrls};
+use crate::risk::RiskLimits;
 use crate::sim::{self, ArbDirection, EventKind, Scenario, ScenarioEvent, SimConfig, SimPair};
 use crate::strategy::stats::{Histogram, LatencySummary};
 use crate::venues::kalshi::rest::KalshiRest;
@@ -26,8 +29,13 @@ use crate::venues::polymarket::{ApiCreds, PolySigner};
 #[derive(Debug, Clone)]
 pub struct Loopback {
     pub pairs: usize,
+    pub plugins: usize,
     pub seconds: u64,
-    /// Book message received → the plugin decided (every evaluation).
+    /// Host started → both feeds hold every pair's books and their changes
+    /// are evaluated.
+    pub start_up: Duration,
+    /// Book message received → the plugins decided (every evaluation, those
+    /// of the start-up snapshots too: the runtime's histogram has no reset).
     pub tick_to_decision: LatencySummary,
     /// Book message received → both order requests at the simulator.
     pub tick_to_order: LatencySummary,
@@ -42,28 +50,58 @@ pub struct Loopback {
 /// Windows open this often, each on the next pair, and last half as long.
 const WINDOW_EVERY_MS: u64 = 300;
 
-fn scenario(pairs: &[SimPair], seconds: u64) -> Scenario {
-    let events = (0..seconds * 1_000 / WINDOW_EVERY_MS)
-        .map(|k| ScenarioEvent {
-            at_ms: 1_000 + k * WINDOW_EVERY_MS,
-            pair: Some(pairs[k as usize % pairs.len()].id.clone()),
-            kind: EventKind::ArbWindow,
-            direction: Some(if k % 2 == 0 {
-                ArbDirection::KalshiYes
-            } else {
-                ArbDirection::PolymarketYes
-            }),
-            edge: Some(rust_decimal::Decimal::new(5, 2)),
-            size: Some(rust_decimal::Decimal::from(20)),
-            duration_ms: Some(WINDOW_EVERY_MS / 2),
-            venue: None,
-        })
-        .collect();
-    Scenario {
-        seed: 5,
-        tick_ms: 50,
-        events,
+/// Pairs whose books move on every simulator tick; the others hold still
+/// except while a window is open on them. The simulator steps every pair not
+/// held on each 50 ms tick, ~20 book updates a step: with all 1,000 pairs
+/// moving that is ~400,000 updates/s, more than two cores parse and more than
+/// its own feed buffer holds. With ten moving, every cell sees the market of
+/// the 10-pair runs, and the other pairs measure what holding them costs.
+pub(super) const MOVING: usize = 10;
+
+/// Long enough to outlast any run: a held pair stays held.
+const HOLD_MS: u64 = 86_400_000;
+
+fn hold(pair: &SimPair) -> ScenarioEvent {
+    ScenarioEvent {
+        at_ms: 0,
+        pair: Some(pair.id.clone()),
+        kind: EventKind::Stale,
+        direction: None,
+        edge: None,
+        size: None,
+        duration_ms: Some(HOLD_MS),
+        venue: None,
     }
+}
+
+/// The `k`-th window: on the next pair, alternating directions, 5¢ wide.
+fn window(pairs: &[SimPair], k: usize) -> ScenarioEvent {
+    ScenarioEvent {
+        at_ms: 0,
+        pair: Some(pairs[k % pairs.len()].id.clone()),
+        kind: EventKind::ArbWindow,
+        direction: Some(if k.is_multiple_of(2) {
+            ArbDirection::KalshiYes
+        } else {
+            ArbDirection::PolymarketYes
+        }),
+        edge: Some(rust_decimal::Decimal::new(5, 2)),
+        size: Some(rust_decimal::Decimal::from(20)),
+        duration_ms: Some(WINDOW_EVERY_MS / 2),
+        venue: None,
+    }
+}
+
+/// What to tell the simulator at the `k`-th window slot: hold the last
+/// window's pair again if it is a quiet one (its window closed half a period
+/// ago and a tick or two has rebuilt its books since), then open the next.
+fn slot(pairs: &[SimPair], k: usize) -> Vec<ScenarioEvent> {
+    let mut events = Vec::new();
+    if k > 0 && (k - 1) % pairs.len() >= MOVING {
+        events.push(hold(&pairs[(k - 1) % pairs.len()]));
+    }
+    events.push(window(pairs, k));
+    events
 }
 
 /// The host's configuration: `pairs` market pairs, the given plugins folder,
@@ -88,29 +126,52 @@ fn config(dir: &Path, plugins: &Path, cache: &Path, pairs: usize) -> anyhow::Res
     Ok(Config::load(Some(&path), |_| None)?)
 }
 
-/// A session key the simulator verifies: every Kalshi request is really signed.
+/// A session key the simulator verifies: every Kalshi request is really
+/// signed. Made once and shared by the cells: a 2048-bit key takes a while.
 fn kalshi_key() -> anyhow::Result<(Arc<KalshiSigner>, KalshiVerifier)> {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("RSA key")?;
-    let private = key.to_pkcs8_pem(LineEnding::LF).context("RSA key")?;
-    let public = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .context("RSA key")?;
-    let signer = KalshiSigner::from_pem("bench-key", &private, Path::new("<generated>"))?;
-    Ok((Arc::new(signer), KalshiVerifier::from_public_pem(&public)?))
+    static PEMS: OnceLock<(String, String)> = OnceLock::new();
+    let (private, public) = match PEMS.get() {
+        Some(pems) => pems,
+        None => {
+            let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("RSA key")?;
+            let private = key.to_pkcs8_pem(LineEnding::LF).context("RSA key")?;
+            let public = key
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .context("RSA key")?;
+            PEMS.get_or_init(|| (private.to_string(), public))
+        }
+    };
+    let signer = KalshiSigner::from_pem("bench-key", private, Path::new("<generated>"))?;
+    Ok((Arc::new(signer), KalshiVerifier::from_public_pem(public)?))
 }
 
 /// The Hardhat/Anvil test wallet (PROTOCOLS.md §3): simulator only.
 const SIM_WALLET_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
+/// Both feeds have a snapshot of every pair's books, none stale.
+fn in_sync(host: &Host) -> bool {
+    host.books.all().iter().all(|e| {
+        let m = e.state();
+        [&m.kalshi, &m.polymarket]
+            .iter()
+            .all(|v| v.updated_at.is_some() && !v.stale)
+    })
+}
+
 pub async fn measure(
-    plugins: &Path,
+    plugins: &[(String, Arc<Vec<u8>>)],
     cache: &Path,
     pairs: usize,
     seconds: u64,
 ) -> anyhow::Result<Loopback> {
     let dir = super::Scratch::new("host")?;
-    let config = config(dir.path(), plugins, cache, pairs)?;
+    let plugins_dir = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins_dir)?;
+    for (name, bytes) in plugins {
+        std::fs::write(plugins_dir.join(format!("{name}.wasm")), &**bytes)?;
+    }
+    let config = config(dir.path(), &plugins_dir, cache, pairs)?;
     let sim_pairs: Vec<SimPair> = config
         .pair_setups()
         .iter()
@@ -119,11 +180,30 @@ pub async fn measure(
     let (signer, verifier) = kalshi_key()?;
     let sim = sim::start(SimConfig {
         pairs: sim_pairs.clone(),
-        scenario: scenario(&sim_pairs, seconds),
+        scenario: Scenario {
+            seed: 5,
+            tick_ms: 50,
+            events: sim_pairs.iter().skip(MOVING).map(hold).collect(),
+        },
         kalshi_auth: Some(sim::kalshi_signature_check(verifier)),
     })
     .await?;
+    // Enough cash on both venues that no cell runs out (one pair trades every window).
+    for venue in Venue::ALL {
+        sim.set_balance(venue, rust_decimal::Decimal::from(1_000_000));
+    }
+    let started = Instant::now();
     let host = Arc::new(tokio::task::spawn_blocking(move || Host::start(config)).await??);
+    // Latency, not the risk policy, is measured: every window's trade goes out,
+    // however thin after fees on its pair and however many on one pair.
+    host.risk
+        .set_limits(RiskLimits {
+            min_profit_per_trade: Usd::new(rust_decimal::Decimal::new(1, 2)),
+            max_exposure_per_market: Usd::new(rust_decimal::Decimal::from(1_000_000)),
+            max_total_exposure: Usd::new(rust_decimal::Decimal::from(1_000_000)),
+            ..host.risk.limits()
+        })
+        .map_err(|e| anyhow::anyhow!("bench risk limits: {e}"))?;
     let traces = host
         .strategy
         .trace_opportunities()
@@ -158,8 +238,29 @@ pub async fn measure(
         )?,
     };
     let trading = crate::app::start_trading(&host, clients).await?;
+    // Windows open only once the host holds every book: start-up is its own figure.
+    let sync_deadline = started + Duration::from_secs(60);
+    while !in_sync(&host) {
+        anyhow::ensure!(
+            Instant::now() < sync_deadline,
+            "{pairs} pairs: the feeds had not every book after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And once the strategy has worked through the snapshots' changes.
+    let strategy = host.strategy.clone();
+    tokio::task::spawn_blocking(move || strategy.drain()).await?;
+    let start_up = started.elapsed();
     sim::order_arrivals(true);
-    tokio::time::sleep(Duration::from_millis(1_000 + seconds * 1_000)).await;
+    let mut slots = tokio::time::interval(Duration::from_millis(WINDOW_EVERY_MS));
+    for k in 0..(seconds * 1_000 / WINDOW_EVERY_MS) as usize {
+        slots.tick().await;
+        for event in slot(&sim_pairs, k) {
+            sim.inject(event);
+        }
+    }
+    // The last window's trade, with room to spare.
+    tokio::time::sleep(Duration::from_millis(2 * WINDOW_EVERY_MS)).await;
     let arrivals = sim::order_arrivals(false);
     let book_updates = feeds
         .stats
@@ -194,7 +295,9 @@ pub async fn measure(
     let (tick_to_order, windows, traded) = match_orders(&traces, &sent, &arrivals);
     Ok(Loopback {
         pairs,
+        plugins: plugins.len(),
         seconds,
+        start_up,
         tick_to_decision,
         tick_to_order: tick_to_order.summary(),
         windows,
@@ -264,6 +367,57 @@ mod tests {
             decided_at,
             found_at: received_at + 1,
         }
+    }
+
+    fn sim_pairs(n: usize) -> Vec<SimPair> {
+        (0..n)
+            .map(|i| SimPair {
+                id: format!("p{i}"),
+                kalshi_ticker: String::new(),
+                condition_id: String::new(),
+                yes_token: String::new(),
+                no_token: String::new(),
+                rules: String::new(),
+            })
+            .collect()
+    }
+
+    /// (kind, pair) of each event the `k`-th slot sends.
+    fn slot_of(pairs: &[SimPair], k: usize) -> Vec<(EventKind, String)> {
+        slot(pairs, k)
+            .into_iter()
+            .map(|e| (e.kind, e.pair.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn windows_go_round_the_pairs_and_a_quiet_pair_is_held_again_after_its_window() {
+        let many = sim_pairs(MOVING + 5);
+        assert_eq!(slot_of(&many, 0), [(EventKind::ArbWindow, "p0".into())]);
+        // After a moving pair's window: nothing to hold.
+        assert_eq!(
+            slot_of(&many, MOVING),
+            [(EventKind::ArbWindow, format!("p{MOVING}"))]
+        );
+        // After a quiet pair's window: held again, then the next window.
+        assert_eq!(
+            slot_of(&many, MOVING + 1),
+            [
+                (EventKind::Stale, format!("p{MOVING}")),
+                (EventKind::ArbWindow, format!("p{}", MOVING + 1))
+            ]
+        );
+        // Round again: the last quiet pair held, the first moving one opened.
+        assert_eq!(
+            slot_of(&many, MOVING + 5),
+            [
+                (EventKind::Stale, format!("p{}", MOVING + 4)),
+                (EventKind::ArbWindow, "p0".into())
+            ]
+        );
+        // One pair: it moves, every window is on it, nothing is ever held.
+        let one = sim_pairs(1);
+        assert!((0..5).all(|k| slot_of(&one, k) == [(EventKind::ArbWindow, "p0".into())]));
     }
 
     #[test]

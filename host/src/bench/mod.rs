@@ -1,12 +1,16 @@
 //! `doubletime bench`: the end-to-end latency and throughput harness.
 //!
-//! Everything runs in this process on loopback: tick-to-decision and
-//! tick-to-order with the whole host against the simulator ([`loopback`]),
-//! sustained book updates per second through parse → book → plugins for
-//! 1, 100 and 1,000 pairs with 1 and 3 plugins ([`throughput`]), hot-reload
-//! swap time with a check that no update was lost or evaluated twice
-//! ([`reload`]), and the peak resident memory of each phase. It prints one
-//! markdown table for BENCHMARKS.md. Build it in release.
+//! Everything runs in this process on loopback. Issue #8's matrix, 1, 100
+//! and 1,000 market pairs with one plugin (`buy-both`) and three, is run by
+//! three phases: tick-to-decision and tick-to-order with the whole host
+//! against the simulator ([`loopback`], with the executor's stages),
+//! tick-to-decision of the host's own path fed at a steady 20,000 messages/s
+//! without the simulator ([`paced`], plus a quiet 1,000 messages/s at 100
+//! pairs and the machine's hand-off floor at each rate), and sustained book
+//! updates per second through parse → book → plugins ([`throughput`]). Then
+//! hot-reload swap time with a check that no update was lost or evaluated
+//! twice ([`reload`]), and the peak resident memory of each run. It prints
+//! markdown tables for BENCHMARKS.md, one row per cell. Build it in release.
 
 mod loopback;
 mod paced;
@@ -28,7 +32,7 @@ use crate::strategy::{PluginHost, RuntimeLimits};
 pub struct BenchOptions {
     /// Where `buy-both.wasm` and `walk-books.wasm` are (`scripts/build-plugins`).
     pub plugins_dir: PathBuf,
-    /// Seconds of windows in the loopback run.
+    /// Seconds of windows in each loopback cell.
     pub seconds: u64,
     /// Book updates per throughput run.
     pub updates: usize,
@@ -48,9 +52,34 @@ pub enum Phase {
     Reload,
 }
 
+/// Market pairs of every matrix phase (loopback, paced, throughput).
+const PAIRS: [usize; 3] = [1, 100, 1_000];
+
+/// The plugin sets of every matrix phase, as (name, file). The third of
+/// three is `buy-both` again under another name: a second independent instance.
+const PLUGIN_SETS: [&[(&str, &str)]; 2] = [
+    &[("buy-both", "buy-both.wasm")],
+    &[
+        ("buy-both", "buy-both.wasm"),
+        ("walk-books", "walk-books.wasm"),
+        ("buy-both-copy", "buy-both.wasm"),
+    ],
+];
+
+/// Plugins by name, with their component bytes.
+type Plugins = Vec<(String, Arc<Vec<u8>>)>;
+
+/// The paced rates, as (messages a second, messages per cell): a busy market
+/// (a change every 50 µs) over the whole matrix, 3 s a cell, and a quiet one
+/// (every 1 ms) at 100 pairs with `buy-both` alone.
+const BUSY: (u64, usize) = (20_000, 60_000);
+const QUIET: (u64, usize) = (1_000, 5_000);
+
 pub struct BenchReport {
-    loopback: Option<(loopback::Loopback, Option<u64>)>,
+    loopback: Vec<(loopback::Loopback, Option<u64>)>,
     paced: Vec<paced::Paced>,
+    /// The empty hand-off floor, once per paced rate: (messages a second, floor).
+    floors: Vec<(u64, LatencySummary)>,
     spin: std::time::Duration,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
     reload: Option<(reload::Reload, Option<u64>)>,
@@ -111,21 +140,37 @@ fn plugin(dir: &std::path::Path, file: &str) -> anyhow::Result<Arc<Vec<u8>>> {
     })?))
 }
 
+fn plugin_set(dir: &std::path::Path, set: &[(&str, &str)]) -> anyhow::Result<Plugins> {
+    set.iter()
+        .map(|&(name, file)| Ok((name.to_string(), plugin(dir, file)?)))
+        .collect()
+}
+
 pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let sets = PLUGIN_SETS
+        .iter()
+        .map(|set| plugin_set(&opts.plugins_dir, set))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let buy_both = plugin(&opts.plugins_dir, "buy-both.wasm")?;
     let walk_books = plugin(&opts.plugins_dir, "walk-books.wasm")?;
     let cache = config.plugin_cache_dir.clone();
 
     let wanted = |phase| opts.only.is_empty() || opts.only.contains(&phase);
 
-    let mut loopback = None;
+    let mut loopback = Vec::new();
     if wanted(Phase::Loopback) {
-        reset_peak_rss();
-        let only_rust = Scratch::new("plugins")?;
-        std::fs::write(only_rust.path().join("buy-both.wasm"), &*buy_both)?;
-        tracing::info!("bench: the host against the simulator on loopback");
-        let l = loopback::measure(only_rust.path(), &cache, 10, opts.seconds).await?;
-        loopback = Some((l, peak_rss_kib()));
+        for pairs in PAIRS {
+            for plugins in &sets {
+                tracing::info!(
+                    pairs,
+                    plugins = plugins.len(),
+                    "bench: the host against the simulator on loopback"
+                );
+                reset_peak_rss();
+                let l = loopback::measure(plugins, &cache, pairs, opts.seconds).await?;
+                loopback.push((l, peak_rss_kib()));
+            }
+        }
     }
 
     let host = PluginHost::new(RuntimeLimits {
@@ -134,49 +179,45 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         ..RuntimeLimits::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
-    let one = vec![("buy-both".to_string(), buy_both.clone())];
-    let three = vec![
-        ("buy-both".to_string(), buy_both.clone()),
-        ("walk-books".to_string(), walk_books.clone()),
-        // The third is the first under another name: a second independent instance.
-        ("buy-both-copy".to_string(), buy_both.clone()),
-    ];
     let (updates, swaps) = (opts.updates, opts.swaps);
     let (run_paced, run_throughput, run_reload) = (
         wanted(Phase::Paced),
         wanted(Phase::Throughput),
         wanted(Phase::Reload),
     );
-    let (paced, throughput, reload) = tokio::task::spawn_blocking(move || {
+    let (paced, floors, throughput, reload) = tokio::task::spawn_blocking(move || {
         let mut paced = Vec::new();
-        // A busy market (a change every 50 µs) and a quiet one (every 1 ms).
-        let rates: &[(u64, usize)] = if run_paced {
-            &[(20_000, 100_000), (1_000, 5_000)]
-        } else {
-            &[]
-        };
-        for &(per_second, messages) in rates {
-            tracing::info!(per_second, "bench: paced tick-to-decision");
-            paced.push(paced::measure(
-                &host,
-                one[0].clone(),
-                100,
-                per_second,
-                messages,
-            )?);
+        let mut floors = Vec::new();
+        if run_paced {
+            let (per_second, messages) = BUSY;
+            for pairs in PAIRS {
+                for plugins in &sets {
+                    tracing::info!(
+                        pairs,
+                        plugins = plugins.len(),
+                        per_second,
+                        "bench: paced tick-to-decision"
+                    );
+                    paced.push(paced::measure(&host, plugins, pairs, per_second, messages)?);
+                }
+            }
+            let (quiet, quiet_messages) = QUIET;
+            tracing::info!(per_second = quiet, "bench: paced tick-to-decision");
+            paced.push(paced::measure(&host, &sets[0], 100, quiet, quiet_messages)?);
+            // The machine's floor does not depend on pairs or plugins: once per rate.
+            for (per_second, messages) in [BUSY, QUIET] {
+                floors.push((per_second, paced::handoff_floor(per_second, messages)));
+            }
         }
         let mut runs = Vec::new();
-        let sizes: &[usize] = if run_throughput {
-            &[1, 100, 1_000]
-        } else {
-            &[]
-        };
-        for &pairs in sizes {
-            for plugins in [&one, &three] {
-                tracing::info!(pairs, plugins = plugins.len(), "bench: throughput");
-                reset_peak_rss();
-                let t = throughput::measure(&host, plugins, pairs, updates)?;
-                runs.push((t, peak_rss_kib()));
+        if run_throughput {
+            for pairs in PAIRS {
+                for plugins in &sets {
+                    tracing::info!(pairs, plugins = plugins.len(), "bench: throughput");
+                    reset_peak_rss();
+                    let t = throughput::measure(&host, plugins, pairs, updates)?;
+                    runs.push((t, peak_rss_kib()));
+                }
             }
         }
         let mut reload = None;
@@ -191,12 +232,13 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
             )?;
             reload = Some((r, peak_rss_kib()));
         }
-        anyhow::Ok((paced, runs, reload))
+        anyhow::Ok((paced, floors, runs, reload))
     })
     .await??;
     Ok(BenchReport {
         loopback,
         paced,
+        floors,
         spin: opts.spin,
         throughput,
         reload,
@@ -234,80 +276,167 @@ fn count(x: f64) -> String {
     out
 }
 
+/// Starts a table (after a blank line if one came before).
+fn table(s: &mut String, columns: &[&str]) {
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    let _ = writeln!(s, "| {} |", columns.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(columns.len()));
+}
+
+fn p50_p99(l: &LatencySummary) -> String {
+    format!("{} / {}", us(l.p50_ns), us(l.p99_ns))
+}
+
+/// Every stage any cell names, in order of first appearance: the executor
+/// may add stages, and every cell's row gets a column for each.
+fn stage_names(cells: &[Vec<(&'static str, LatencySummary)>]) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for (name, _) in cells.iter().flatten() {
+        if !names.contains(name) {
+            names.push(*name);
+        }
+    }
+    names
+}
+
 impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
-        let latency_header = |s: &mut String, what: &str| {
-            let _ = writeln!(s, "| {what} | samples | p50 | p99 | p99.9 | target |");
-            s.push_str("|---|---|---|---|---|---|\n");
-        };
-        if let Some((l, _)) = &self.loopback {
-            latency_header(
+        if let Some((first, _)) = self.loopback.first() {
+            table(
                 &mut s,
-                &format!(
-                    "latency ({} pairs on loopback, `buy-both`, {} s, {} book updates)",
-                    l.pairs,
-                    l.seconds,
-                    count(l.book_updates as f64)
-                ),
+                &[
+                    &format!(
+                        "pairs on loopback ({} s of windows, at most {} moving)",
+                        first.seconds,
+                        loopback::MOVING
+                    ),
+                    "plugins",
+                    "start-up (all books in and evaluated)",
+                    "book updates",
+                    "trades (windows)",
+                    "tick-to-decision: book message received → plugins decided, start-up's included, p50 / p99 / p99.9 (target p99 < 20 µs)",
+                    "tick-to-order: the trade's book message received → both orders at the venues, p50 / p99 / p99.9 (target p99 < 1 ms)",
+                    "peak RSS",
+                ],
             );
+        }
+        for (l, rss) in &self.loopback {
             let _ = writeln!(
                 s,
-                "| tick-to-decision: book message received → plugin decided | {} | {} | p99 < 20 µs |",
-                l.tick_to_decision.count,
-                quantiles(&l.tick_to_decision)
-            );
-            let _ = writeln!(
-                s,
-                "| tick-to-order: the approved decision's book message received → both orders at the venues ({} trades in {} windows) | {} | {} | p99 < 1 ms |",
+                "| {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} |",
+                count(l.pairs as f64),
+                l.plugins,
+                l.start_up.as_secs_f64(),
+                count(l.book_updates as f64),
                 l.traded,
                 l.windows,
-                l.tick_to_order.count,
-                quantiles(&l.tick_to_order)
+                quantiles(&l.tick_to_decision).replace(" | ", " / "),
+                quantiles(&l.tick_to_order).replace(" | ", " / "),
+                mib(*rss)
             );
-            for (stage, q) in &l.order_path {
-                let _ = writeln!(
-                    s,
-                    "| … of which {stage} | {} | {} | |",
-                    q.count,
-                    quantiles(q)
-                );
-            }
-        } else if !self.paced.is_empty() {
-            latency_header(&mut s, "latency");
+        }
+        let stages: Vec<_> = self
+            .loopback
+            .iter()
+            .map(|(l, _)| l.order_path.clone())
+            .collect();
+        let names = stage_names(&stages);
+        if !names.is_empty() {
+            let headers: Vec<String> = names.iter().map(|n| format!("{n}, p50 / p99")).collect();
+            let mut columns = vec!["tick-to-order's stages: pairs", "plugins"];
+            columns.extend(headers.iter().map(String::as_str));
+            table(&mut s, &columns);
+        }
+        for (l, _) in self.loopback.iter().filter(|_| !names.is_empty()) {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    l.order_path
+                        .iter()
+                        .find(|(stage, _)| stage == n)
+                        .map_or_else(|| "—".into(), |(_, q)| p50_p99(q))
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                count(l.pairs as f64),
+                l.plugins,
+                cells.join(" | ")
+            );
+        }
+        if !self.paced.is_empty() {
+            table(
+                &mut s,
+                &[
+                    &format!(
+                        "pairs in process, paced (no simulator, spin {} µs)",
+                        self.spin.as_micros()
+                    ),
+                    "plugins",
+                    "messages/s",
+                    "samples",
+                    "tick-to-decision: parse → book → bus → plugins decided, p50 / p99 / p99.9 (target p99 < 20 µs)",
+                    "of which the feeding thread (parse, book update, publish), p50 / p99",
+                    "`evaluate` alone per plugin, p50 / p99",
+                ],
+            );
         }
         for p in &self.paced {
+            let evaluate: Vec<String> = p
+                .evaluate
+                .iter()
+                .map(|(name, q)| format!("{name} {}", p50_p99(q)))
+                .collect();
             let _ = writeln!(
                 s,
-                "| tick-to-decision in process: {} pairs, one message every {} µs, no simulator, spin {} µs (`evaluate` alone: p50 {}, p99 {}) | {} | {} | p99 < 20 µs |",
-                p.pairs,
-                1_000_000 / p.per_second.max(1),
-                self.spin.as_micros(),
-                us(p.evaluate.p50_ns),
-                us(p.evaluate.p99_ns),
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                count(p.pairs as f64),
+                p.plugins,
+                count(p.per_second as f64),
                 p.tick_to_decision.count,
-                quantiles(&p.tick_to_decision)
+                quantiles(&p.tick_to_decision).replace(" | ", " / "),
+                p50_p99(&p.feed),
+                evaluate.join("; ")
             );
+        }
+        if !self.floors.is_empty() {
+            table(
+                &mut s,
+                &[
+                    "the floor on this machine: an empty hand-off between two spinning threads, nothing else",
+                    "samples",
+                    "p50",
+                    "p99",
+                    "p99.9",
+                ],
+            );
+        }
+        for (per_second, floor) in &self.floors {
             let _ = writeln!(
                 s,
-                "| … of which the feeding thread: parse, book update, publish | {} | {} | |",
-                p.feed.count,
-                quantiles(&p.feed)
-            );
-            let _ = writeln!(
-                s,
-                "| … the floor on this machine: an empty hand-off between two spinning threads at the same rate | {} | {} | |",
-                p.handoff.count,
-                quantiles(&p.handoff)
+                "| at {} messages/s | {} | {} |",
+                count(*per_second as f64),
+                floor.count,
+                quantiles(floor)
             );
         }
         if !self.throughput.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n| pairs | plugins | book updates/s (spin {} µs) | evaluations/s | updates | tick-to-decision at full load p50 / p99 / p99.9 | peak RSS |",
-                self.spin.as_micros()
+            table(
+                &mut s,
+                &[
+                    "pairs at full load",
+                    "plugins",
+                    &format!("book updates/s (spin {} µs)", self.spin.as_micros()),
+                    "evaluations/s",
+                    "updates",
+                    "tick-to-decision at full load p50 / p99 / p99.9",
+                    "peak RSS",
+                ],
             );
-            s.push_str("|---|---|---|---|---|---|---|\n");
         }
         for (t, rss) in &self.throughput {
             let _ = writeln!(
@@ -322,12 +451,15 @@ impl BenchReport {
                 mib(*rss)
             );
         }
-        if let Some((r, _)) = &self.reload {
+        if let Some((r, rss)) = &self.reload {
             let mut ms = r.swap_ms.clone();
             ms.sort_by(f64::total_cmp);
             let median = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
             let max = ms.last().copied().unwrap_or(0.0);
-            s.push_str("\n| hot reload under load (100 pairs) | value | target |\n|---|---|---|\n");
+            table(
+                &mut s,
+                &["hot reload under load (100 pairs)", "value", "target"],
+            );
             let _ = writeln!(
                 s,
                 "| swaps (file renamed → new version evaluating) | {} | |",
@@ -356,20 +488,85 @@ impl BenchReport {
                 mib(r.rss_warm),
                 mib(r.rss_end)
             );
-        }
-        if self.loopback.is_some() || self.reload.is_some() {
-            s.push_str("\n| peak RSS (VmHWM) | value |\n|---|---|\n");
-        }
-        if let Some((_, rss)) = &self.loopback {
-            let _ = writeln!(
-                s,
-                "| whole host on loopback (feeds, plugin, risk, store, executor, simulator) | {} |",
-                mib(*rss)
-            );
-        }
-        if let Some((_, rss)) = &self.reload {
-            let _ = writeln!(s, "| hot reload run | {} |", mib(*rss));
+            let _ = writeln!(s, "| peak RSS (VmHWM) of the run | {} | |", mib(*rss));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(p50_ns: u64) -> LatencySummary {
+        LatencySummary {
+            count: 1,
+            p50_ns,
+            p99_ns: p50_ns,
+            p999_ns: p50_ns,
+        }
+    }
+
+    #[test]
+    fn every_stage_any_cell_names_gets_a_column_in_first_seen_order() {
+        let cells = vec![
+            vec![("risk", q(1)), ("intent", q(2))],
+            vec![("risk", q(3)), ("signing", q(4)), ("intent", q(5))],
+            vec![],
+        ];
+        assert_eq!(stage_names(&cells), ["risk", "intent", "signing"]);
+    }
+
+    #[test]
+    fn the_stage_table_has_a_row_per_cell_and_a_dash_for_a_stage_a_cell_lacks() {
+        let cell = |pairs, stages: Vec<(&'static str, LatencySummary)>| {
+            let none = LatencySummary {
+                count: 0,
+                p50_ns: 0,
+                p99_ns: 0,
+                p999_ns: 0,
+            };
+            (
+                loopback::Loopback {
+                    pairs,
+                    plugins: 1,
+                    seconds: 1,
+                    start_up: std::time::Duration::ZERO,
+                    tick_to_decision: none,
+                    tick_to_order: none,
+                    windows: 0,
+                    traded: 0,
+                    book_updates: 0,
+                    order_path: stages,
+                },
+                None,
+            )
+        };
+        let report = BenchReport {
+            loopback: vec![
+                cell(1, vec![("risk", q(1_000))]),
+                cell(1_000, vec![("risk", q(2_000)), ("intent", q(3_000_000))]),
+            ],
+            paced: Vec::new(),
+            floors: Vec::new(),
+            spin: std::time::Duration::ZERO,
+            throughput: Vec::new(),
+            reload: None,
+        };
+        let md = report.to_markdown();
+        assert!(
+            md.contains("| plugins | risk, p50 / p99 | intent, p50 / p99 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 1 | 1.0 µs / 1.0 µs | — |"), "{md}");
+        assert!(
+            md.contains("| 1,000 | 1 | 2.0 µs / 2.0 µs | 3.00 ms / 3.00 ms |"),
+            "{md}"
+        );
+        // Every row of each table has as many cells as its header.
+        for block in md.split("\n\n") {
+            let widths: Vec<usize> = block.lines().map(|l| l.matches('|').count()).collect();
+            assert!(widths.windows(2).all(|w| w[0] == w[1]), "{block}");
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! Tick-to-decision of the host's own path (parse → book → bus → plugin), one
+//! Tick-to-decision of the host's own path (parse → book → bus → plugins), one
 //! wire message at a time at a steady rate, with no simulator sharing the two
 //! cores: the feeding thread plays the socket reader, the strategy thread runs
-//! as live. The feeder keeps time by spinning, so the rate is exact.
+//! as live with every plugin of the set. The feeder keeps time by spinning, so
+//! the rate is exact.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,19 +15,18 @@ use crate::strategy::stats::LatencySummary;
 #[derive(Debug, Clone)]
 pub struct Paced {
     pub pairs: usize,
+    pub plugins: usize,
     pub per_second: u64,
     pub tick_to_decision: LatencySummary,
-    /// One `evaluate` of the Rust plugin.
-    pub evaluate: LatencySummary,
+    /// One `evaluate` of each plugin, in the set's order.
+    pub evaluate: Vec<(String, LatencySummary)>,
     /// The feeding thread's share: parse, book update and publish of one message.
     pub feed: LatencySummary,
-    /// The empty hand-off at the same rate: see [`handoff_floor`].
-    pub handoff: LatencySummary,
 }
 
 pub fn measure(
     host: &PluginHost,
-    plugin: (String, Arc<Vec<u8>>),
+    plugins: &[(String, Arc<Vec<u8>>)],
     pairs: usize,
     per_second: u64,
     messages: usize,
@@ -34,7 +34,7 @@ pub fn measure(
     let market = wire::pairs(pairs);
     let updates = wire::updates(&market, messages);
     let mut p = Pipeline::new(host, &market);
-    p.load(std::slice::from_ref(&plugin))?;
+    p.load(plugins)?;
     for (venue, text) in &wire::snapshots(&market) {
         p.feed.on_text(*venue, text);
     }
@@ -56,17 +56,22 @@ pub fn measure(
         p.feed.problems() == 0,
         "the synthetic session had bad messages or gaps"
     );
-    let report = p
-        .strategy
-        .report(&plugin.0)
-        .ok_or_else(|| anyhow::anyhow!("{} not loaded", plugin.0))?;
+    let evaluate = plugins
+        .iter()
+        .map(|(name, _)| {
+            p.strategy
+                .report(name)
+                .map(|r| (name.clone(), r.latency))
+                .ok_or_else(|| anyhow::anyhow!("{name} not loaded"))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let result = Paced {
         pairs,
+        plugins: plugins.len(),
         per_second,
         tick_to_decision: p.strategy.tick_to_decision(),
-        evaluate: report.latency,
+        evaluate,
         feed: feed.summary(),
-        handoff: handoff_floor(per_second, messages),
     };
     p.strategy.shutdown();
     Ok(result)
