@@ -34,9 +34,12 @@ pub struct Loopback {
     /// Host started → both feeds hold every pair's books and their changes
     /// are evaluated.
     pub start_up: Duration,
-    /// Book message received → the plugins decided (every evaluation, those
-    /// of the start-up snapshots too: the runtime's histogram has no reset).
+    /// Book message received → the plugins decided (every evaluation after
+    /// the start-up).
     pub tick_to_decision: LatencySummary,
+    /// Book message received → both order requests handed to their HTTP
+    /// connections: the host's share of tick-to-order.
+    pub tick_to_hand_over: LatencySummary,
     /// Book message received → both order requests at the simulator.
     pub tick_to_order: LatencySummary,
     /// Windows seen (first opportunity of each), and trades whose two orders arrived.
@@ -251,6 +254,7 @@ pub async fn measure(
     let strategy = host.strategy.clone();
     tokio::task::spawn_blocking(move || strategy.drain()).await?;
     let start_up = started.elapsed();
+    let after_start_up = host.strategy.tick_to_decision_mark();
     sim::order_arrivals(true);
     let mut slots = tokio::time::interval(Duration::from_millis(WINDOW_EVERY_MS));
     for k in 0..(seconds * 1_000 / WINDOW_EVERY_MS) as usize {
@@ -284,21 +288,24 @@ pub async fn measure(
         .map(|t| (t.opportunity.pair, t.opportunity.found_at))
         .collect();
     let order_path = trading.executor.stages.summaries();
+    let handovers = trading.executor.stages.handovers();
     trading.stop().await;
     feeds.stop().await;
     let strategy = host.strategy.clone();
-    let tick_to_decision = strategy.tick_to_decision();
+    let tick_to_decision = strategy.tick_to_decision_since(&after_start_up);
     tokio::task::spawn_blocking(move || strategy.shutdown()).await?;
     drop(sim);
 
     let traces: Vec<_> = traces.try_iter().collect();
     let (tick_to_order, windows, traded) = match_orders(&traces, &sent, &arrivals);
+    let tick_to_hand_over = match_handovers(&traces, &handovers);
     Ok(Loopback {
         pairs,
         plugins: plugins.len(),
         seconds,
         start_up,
         tick_to_decision,
+        tick_to_hand_over: tick_to_hand_over.summary(),
         tick_to_order: tick_to_order.summary(),
         windows,
         traded,
@@ -352,6 +359,21 @@ fn match_orders(
         }
     }
     (h, windows, traded)
+}
+
+/// Each trade's book message received → both its orders handed over, the
+/// executor's hand-over matched to its decision by the opportunity's time.
+fn match_handovers(
+    traces: &[crate::strategy::runtime::OpportunityTrace],
+    handovers: &[(u64, u64)],
+) -> Histogram {
+    let h = Histogram::default();
+    for (found_at, handed_at) in handovers {
+        if let Some(t) = traces.iter().find(|t| t.found_at == *found_at) {
+            h.record_ns(handed_at.saturating_sub(t.received_at) * 1_000);
+        }
+    }
+    h
 }
 
 #[cfg(test)]
@@ -418,6 +440,17 @@ mod tests {
         // One pair: it moves, every window is on it, nothing is ever held.
         let one = sim_pairs(1);
         assert!((0..5).all(|k| slot_of(&one, k) == [(EventKind::ArbWindow, "p0".into())]));
+    }
+
+    #[test]
+    fn a_hand_over_is_timed_from_its_own_decisions_book_message() {
+        let traces = [trace(1_000, 1_010), trace(5_000, 5_020)];
+        // found_at is received_at + 1 in `trace`; the third matches nothing.
+        let h = match_handovers(&traces, &[(5_001, 5_400), (1_001, 1_300), (9, 10)]);
+        assert_eq!(h.count(), 2);
+        let (p50, p99) = (h.quantile_ns(0.5), h.quantile_ns(0.99));
+        assert!((300_000..=320_000).contains(&p50), "{p50}");
+        assert!((400_000..=425_000).contains(&p99), "{p99}");
     }
 
     #[test]

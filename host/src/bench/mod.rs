@@ -317,7 +317,8 @@ impl BenchReport {
                     "start-up (all books in and evaluated)",
                     "book updates",
                     "trades (windows)",
-                    "tick-to-decision: book message received → plugins decided, start-up's included, p50 / p99 / p99.9 (target p99 < 20 µs)",
+                    "tick-to-decision: book message received → plugins decided, p50 / p99 / p99.9 (target p99 < 20 µs)",
+                    "the host's share of tick-to-order: the trade's book message received → both order requests handed to their HTTP connections, p50 / p99 / p99.9",
                     "tick-to-order: the trade's book message received → both orders at the venues, p50 / p99 / p99.9 (target p99 < 1 ms)",
                     "peak RSS",
                 ],
@@ -326,7 +327,7 @@ impl BenchReport {
         for (l, rss) in &self.loopback {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} |",
+                "| {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} | {} |",
                 count(l.pairs as f64),
                 l.plugins,
                 l.start_up.as_secs_f64(),
@@ -334,6 +335,7 @@ impl BenchReport {
                 l.traded,
                 l.windows,
                 quantiles(&l.tick_to_decision).replace(" | ", " / "),
+                quantiles(&l.tick_to_hand_over).replace(" | ", " / "),
                 quantiles(&l.tick_to_order).replace(" | ", " / "),
                 mib(*rss)
             );
@@ -533,6 +535,7 @@ mod tests {
                     seconds: 1,
                     start_up: std::time::Duration::ZERO,
                     tick_to_decision: none,
+                    tick_to_hand_over: none,
                     tick_to_order: none,
                     windows: 0,
                     traded: 0,

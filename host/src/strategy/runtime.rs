@@ -577,6 +577,19 @@ impl StrategyRuntime {
         self.shared.tick_to_decision.summary()
     }
 
+    /// Tick-to-decision counts now, for [`Self::tick_to_decision_since`].
+    pub fn tick_to_decision_mark(&self) -> crate::strategy::stats::HistogramMark {
+        self.shared.tick_to_decision.mark()
+    }
+
+    /// Tick-to-decision of the evaluations after `mark`.
+    pub fn tick_to_decision_since(
+        &self,
+        mark: &crate::strategy::stats::HistogramMark,
+    ) -> LatencySummary {
+        self.shared.tick_to_decision.summary_since(mark)
+    }
+
     /// Book changes the evaluations so far stood for (see [`Self::drain`]).
     pub fn changes_evaluated(&self) -> u64 {
         self.shared.changes.load(Ordering::Relaxed)

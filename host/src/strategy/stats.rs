@@ -63,29 +63,65 @@ impl Histogram {
 
     /// Upper bound of the bucket holding quantile `q` (0..=1), in nanoseconds.
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        let total = self.count();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.load(Ordering::Relaxed);
-            if seen >= rank {
-                return bucket_upper(i);
-            }
-        }
-        bucket_upper(self.buckets.len() - 1)
+        quantile_ns(&self.counts_since(&HistogramMark::default()), q)
     }
 
     pub fn summary(&self) -> LatencySummary {
+        self.summary_since(&HistogramMark::default())
+    }
+
+    /// The counts now, for [`Self::summary_since`].
+    pub fn mark(&self) -> HistogramMark {
+        HistogramMark(
+            self.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        )
+    }
+
+    /// The latencies recorded after `mark` was taken (a bench leaves its
+    /// start-up out this way).
+    pub fn summary_since(&self, mark: &HistogramMark) -> LatencySummary {
+        let counts = self.counts_since(mark);
         LatencySummary {
-            count: self.count(),
-            p50_ns: self.quantile_ns(0.50),
-            p99_ns: self.quantile_ns(0.99),
-            p999_ns: self.quantile_ns(0.999),
+            count: counts.iter().sum(),
+            p50_ns: quantile_ns(&counts, 0.50),
+            p99_ns: quantile_ns(&counts, 0.99),
+            p999_ns: quantile_ns(&counts, 0.999),
         }
     }
+
+    fn counts_since(&self, mark: &HistogramMark) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let before = mark.0.get(i).copied().unwrap_or(0);
+                b.load(Ordering::Relaxed).saturating_sub(before)
+            })
+            .collect()
+    }
+}
+
+/// A histogram's counts at one moment ([`Histogram::mark`]).
+#[derive(Debug, Clone, Default)]
+pub struct HistogramMark(Vec<u64>);
+
+fn quantile_ns(counts: &[u64], q: f64) -> u64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return bucket_upper(i);
+        }
+    }
+    bucket_upper(counts.len() - 1)
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -174,6 +210,22 @@ mod tests {
         assert!((9_900..=10_600).contains(&p99), "{p99}");
         assert_eq!(h.count(), 10_000);
         assert_eq!(Histogram::default().quantile_ns(0.5), 0);
+    }
+
+    #[test]
+    fn a_summary_since_a_mark_leaves_out_what_came_before() {
+        let h = Histogram::default();
+        for _ in 0..1_000 {
+            h.record_ns(50_000_000);
+        }
+        let mark = h.mark();
+        for ns in 1..=100u64 {
+            h.record_ns(ns * 1_000);
+        }
+        let since = h.summary_since(&mark);
+        assert_eq!(since.count, 100);
+        assert!(since.p999_ns <= 106_000, "{since:?}");
+        assert!(h.summary().p50_ns >= 50_000_000);
     }
 
     #[test]
