@@ -203,8 +203,6 @@ pub async fn run(
 pub struct Trading {
     pub executor: Arc<crate::execution::Executor>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Where the trades run and the venue connections live; stops with this.
-    _orders: crate::execution::OrderThread,
 }
 
 impl Trading {
@@ -257,15 +255,42 @@ pub async fn start_trading(
         .await
         .context("reading today's P&L from the trade store")?;
     host.risk.restore_realised_pnl(today);
-    // Every call of the venue clients runs on the order thread, so the
-    // connections the orders reuse are that thread's.
-    let orders = crate::execution::OrderThread::start()?;
-    let clients = Arc::new(clients);
-    orders
-        .run(venue_terms(clients.clone(), host.books.clone()))
-        .await?;
+    // Orders are signed for the exchange version the venue runs now.
+    match tokio::time::timeout(Duration::from_secs(3), clients.polymarket.sync_version()).await {
+        Ok(Ok(v)) => tracing::info!(version = ?v, "Polymarket exchange version"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Polymarket /version unavailable; signing for the default")
+        }
+        Err(_) => tracing::warn!("Polymarket /version timed out; signing for the default"),
+    }
+    // Each market's tick and neg-risk flag as the venue has them now (the
+    // feed keeps the tick current afterwards).
+    for entry in host.books.all() {
+        let pair = &entry.pair;
+        let info = tokio::time::timeout(
+            Duration::from_secs(3),
+            clients
+                .polymarket
+                .market_info(&pair.polymarket_condition_id),
+        )
+        .await;
+        match info {
+            Ok(Ok(info)) => {
+                for outcome in [crate::domain::Outcome::Yes, crate::domain::Outcome::No] {
+                    entry.set_polymarket_tick(outcome, info.tick.value());
+                }
+                if info.neg_risk != pair.neg_risk {
+                    tracing::warn!(pair = %pair.id, venue = info.neg_risk, configured = pair.neg_risk, "neg_risk differs from the venue's: orders would be signed for the wrong exchange");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(pair = %pair.id, error = %e, "Polymarket market info unavailable")
+            }
+            Err(_) => tracing::warn!(pair = %pair.id, "Polymarket market info timed out"),
+        }
+    }
     let executor = Executor::new(
-        clients,
+        Arc::new(clients),
         host.books.clone(),
         host.bus.clone(),
         host.risk.clone(),
@@ -291,15 +316,8 @@ pub async fn start_trading(
         }
         executor.journal_intents(Arc::new(journal));
     }
-    let (reconciled, mismatches) = orders
-        .run({
-            let executor = executor.clone();
-            async move {
-                let reconciled = executor.reconcile().await;
-                (reconciled, executor.check_positions().await.len())
-            }
-        })
-        .await?;
+    let reconciled = executor.reconcile().await;
+    let mismatches = executor.check_positions().await.len();
     tracing::info!(backend = store.repo.backend(), host = %store.host, pnl_today = %today, ?reconciled, position_mismatches = mismatches, "trade store ready");
     let leases = Arc::new(PairLeases::default());
     let books = host.books.clone();
@@ -319,64 +337,17 @@ pub async fn start_trading(
     }
     executor.trade_only_leased(leases.clone());
     let mut tasks = vec![
+        executor.spawn(),
         leases.spawn_renewal(store.clone(), pairs),
         crate::store::decisions::spawn_decision_recorder(&host.risk, store),
     ];
-    {
-        let _on_orders = orders.handle().enter();
-        tasks.push(executor.spawn());
-        if !host.config.dry_run {
-            // Well inside `balance_max_age`, so the pre-trade check rarely waits on a venue.
-            tasks.push(executor.spawn_balance_refresh(Duration::from_secs(1)));
-        }
-        executor.cancel_orders_on_kill();
+    if !host.config.dry_run {
+        // Well inside `balance_max_age`, so the pre-trade check rarely waits on a venue.
+        tasks.push(executor.spawn_balance_refresh(Duration::from_secs(1)));
     }
+    executor.cancel_orders_on_kill();
     *host.kill_reports.lock().unwrap_or_else(|e| e.into_inner()) = Some(executor.kill_reports());
-    Ok(Trading {
-        executor,
-        tasks,
-        _orders: orders,
-    })
-}
-
-/// Asks Polymarket which exchange version it runs (orders are signed for
-/// it) and each market's tick and neg-risk flag (the feed keeps the tick
-/// current afterwards).
-async fn venue_terms(
-    clients: Arc<crate::execution::VenueClients>,
-    books: Arc<crate::books::BookStore>,
-) {
-    match tokio::time::timeout(Duration::from_secs(3), clients.polymarket.sync_version()).await {
-        Ok(Ok(v)) => tracing::info!(version = ?v, "Polymarket exchange version"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Polymarket /version unavailable; signing for the default")
-        }
-        Err(_) => tracing::warn!("Polymarket /version timed out; signing for the default"),
-    }
-    for entry in books.all() {
-        let pair = &entry.pair;
-        let info = tokio::time::timeout(
-            Duration::from_secs(3),
-            clients
-                .polymarket
-                .market_info(&pair.polymarket_condition_id),
-        )
-        .await;
-        match info {
-            Ok(Ok(info)) => {
-                for outcome in [crate::domain::Outcome::Yes, crate::domain::Outcome::No] {
-                    entry.set_polymarket_tick(outcome, info.tick.value());
-                }
-                if info.neg_risk != pair.neg_risk {
-                    tracing::warn!(pair = %pair.id, venue = info.neg_risk, configured = pair.neg_risk, "neg_risk differs from the venue's: orders would be signed for the wrong exchange");
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(pair = %pair.id, error = %e, "Polymarket market info unavailable")
-            }
-            Err(_) => tracing::warn!(pair = %pair.id, "Polymarket market info timed out"),
-        }
-    }
+    Ok(Trading { executor, tasks })
 }
 
 /// Opens the recording file asked for with `--record`.

@@ -24,12 +24,10 @@
 //! cancels every order resting on either venue and reports what it did.
 
 mod fill_watch;
-mod order_thread;
 mod record;
 mod settlement;
 
 pub use fill_watch::FillWatch;
-pub use order_thread::OrderThread;
 pub use settlement::{FailedTrade, Settled, SettlementWatch};
 
 pub use record::{Position, TradeOutcome, TradeRecord};
@@ -434,22 +432,14 @@ impl Executor {
         let entries = self.books.all();
         // Polymarket answers one token per request: asked a few at a time
         // (start-up waits for this), while Kalshi lists every position at once.
-        let tokens: Vec<crate::domain::TokenId> = entries
+        let tokens: Vec<&crate::domain::TokenId> = entries
             .iter()
-            .flat_map(|e| {
-                [
-                    e.pair.polymarket_yes_token.clone(),
-                    e.pair.polymarket_no_token.clone(),
-                ]
-            })
+            .flat_map(|e| [&e.pair.polymarket_yes_token, &e.pair.polymarket_no_token])
             .collect();
-        // Owned tokens: a future borrowing from the closure's argument is not
-        // `Send` (the check runs spawned on the order thread).
-        let polymarket = &self.clients.polymarket;
         let balances = {
             use futures_util::StreamExt;
             futures_util::stream::iter(tokens)
-                .map(move |t| async move { polymarket.token_balance(&t).await })
+                .map(|t| self.clients.polymarket.token_balance(t))
                 .buffered(POSITION_CHECK_REQUESTS)
                 .collect::<Vec<_>>()
         };
