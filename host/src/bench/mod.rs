@@ -17,6 +17,7 @@ mod paced;
 mod pipeline;
 mod reload;
 mod throughput;
+mod wake;
 mod wire;
 
 use std::fmt::Write;
@@ -77,6 +78,8 @@ const QUIET: (u64, usize) = (1_000, 5_000);
 
 pub struct BenchReport {
     loopback: Vec<(loopback::Loopback, Option<u64>)>,
+    /// One hop's cost when the side woken is idle, measured before the loopback cells.
+    wake: Option<wake::WakeFloor>,
     paced: Vec<paced::Paced>,
     /// The empty hand-off floor, once per paced rate: (messages a second, floor).
     floors: Vec<(u64, LatencySummary)>,
@@ -158,7 +161,13 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
     let wanted = |phase| opts.only.is_empty() || opts.only.contains(&phase);
 
     let mut loopback = Vec::new();
+    let mut wake = None;
     if wanted(Phase::Loopback) {
+        tracing::info!("bench: one hop's cost to an idle thread");
+        wake = Some(
+            tokio::task::spawn_blocking(|| wake::measure(300, std::time::Duration::from_millis(5)))
+                .await??,
+        );
         for pairs in PAIRS {
             for plugins in &sets {
                 tracing::info!(
@@ -237,6 +246,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
     .await??;
     Ok(BenchReport {
         loopback,
+        wake,
         paced,
         floors,
         spin: opts.spin,
@@ -369,6 +379,31 @@ impl BenchReport {
                 l.plugins,
                 cells.join(" | ")
             );
+        }
+        if let Some(w) = &self.wake {
+            table(
+                &mut s,
+                &[
+                    &format!(
+                        "one hop to an idle thread (the floor under each of tick-to-order's hops), one every {} ms",
+                        w.gap.as_millis()
+                    ),
+                    "samples",
+                    "p50",
+                    "p99",
+                    "p99.9",
+                ],
+            );
+            for (what, q) in [
+                ("a parked thread unparked", &w.unpark),
+                ("a task spawned onto an idle tokio runtime", &w.spawn),
+                (
+                    "8 bytes over loopback TCP to a task of an idle runtime",
+                    &w.tcp,
+                ),
+            ] {
+                let _ = writeln!(s, "| {what} | {} | {} |", q.count, quantiles(q));
+            }
         }
         if !self.paced.is_empty() {
             table(
@@ -550,6 +585,7 @@ mod tests {
                 cell(1, vec![("risk", q(1_000))]),
                 cell(1_000, vec![("risk", q(2_000)), ("intent", q(3_000_000))]),
             ],
+            wake: None,
             paced: Vec::new(),
             floors: Vec::new(),
             spin: std::time::Duration::ZERO,

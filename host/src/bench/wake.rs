@@ -1,0 +1,153 @@
+//! What one hand-over between threads costs on this machine when the side
+//! taking it is idle. Tick-to-order is a chain of such hops (the decision
+//! wakes the executor's worker; each request wakes its connection's task, the
+//! kernel and then the venue's server), and on a loopback bench the other
+//! side is usually asleep: windows open every 300 ms. Each figure is a
+//! timestamp taken just before the hand-over, read by the side that wakes.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::strategy::stats::{Histogram, LatencySummary};
+
+#[derive(Debug, Clone)]
+pub struct WakeFloor {
+    pub gap: Duration,
+    /// A parked thread unparked (a futex wake).
+    pub unpark: LatencySummary,
+    /// A task spawned from a plain thread onto an idle tokio runtime.
+    pub spawn: LatencySummary,
+    /// 8 bytes written to a loopback TCP socket, read by a task of an idle runtime.
+    pub tcp: LatencySummary,
+}
+
+/// `samples` hand-overs of each kind, one every `gap`. Blocking: run it off
+/// any runtime's worker threads.
+pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
+    let epoch = Instant::now();
+    let now = move || epoch.elapsed().as_nanos() as u64 + 1;
+    Ok(WakeFloor {
+        gap,
+        unpark: unpark(samples, gap, now),
+        spawn: spawn(samples, gap, now)?,
+        tcp: tcp(samples, gap, now)?,
+    })
+}
+
+fn unpark(
+    samples: usize,
+    gap: Duration,
+    now: impl Fn() -> u64 + Send + Copy + 'static,
+) -> LatencySummary {
+    let hist = Arc::new(Histogram::default());
+    let stamp = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (hist, stamp) = (hist.clone(), stamp.clone());
+        std::thread::spawn(move || {
+            loop {
+                std::thread::park();
+                // `park` may return without an unpark: only a stamp counts.
+                match stamp.swap(0, Ordering::AcqRel) {
+                    0 => continue,
+                    u64::MAX => return,
+                    at => hist.record_ns(now().saturating_sub(at)),
+                }
+            }
+        })
+    };
+    for _ in 0..samples {
+        std::thread::sleep(gap);
+        stamp.store(now(), Ordering::Release);
+        reader.thread().unpark();
+    }
+    std::thread::sleep(gap);
+    stamp.store(u64::MAX, Ordering::Release);
+    reader.thread().unpark();
+    let _ = reader.join();
+    hist.summary()
+}
+
+fn idle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("building a runtime for the wake floor")
+}
+
+fn spawn(
+    samples: usize,
+    gap: Duration,
+    now: impl Fn() -> u64 + Send + Copy + 'static,
+) -> anyhow::Result<LatencySummary> {
+    let runtime = idle_runtime()?;
+    let hist = Arc::new(Histogram::default());
+    for _ in 0..samples {
+        std::thread::sleep(gap);
+        let (hist, at) = (hist.clone(), now());
+        runtime.spawn(async move { hist.record_ns(now().saturating_sub(at)) });
+    }
+    std::thread::sleep(gap);
+    runtime.shutdown_background();
+    Ok(hist.summary())
+}
+
+fn tcp(
+    samples: usize,
+    gap: Duration,
+    now: impl Fn() -> u64 + Send + Copy + 'static,
+) -> anyhow::Result<LatencySummary> {
+    let runtime = idle_runtime()?;
+    let hist = Arc::new(Histogram::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    {
+        let hist = hist.clone();
+        runtime.spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut stamp = [0u8; 8];
+            while socket.read_exact(&mut stamp).await.is_ok() {
+                hist.record_ns(now().saturating_sub(u64::from_le_bytes(stamp)));
+            }
+        });
+    }
+    let mut client = std::net::TcpStream::connect(addr)?;
+    client.set_nodelay(true)?;
+    for _ in 0..samples {
+        std::thread::sleep(gap);
+        client.write_all(&now().to_le_bytes())?;
+    }
+    std::thread::sleep(gap);
+    drop(client);
+    runtime.shutdown_background();
+    Ok(hist.summary())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hand_over_is_seen_once() {
+        let floor = measure(20, Duration::from_millis(2)).unwrap();
+        for (what, s) in [
+            ("unpark", floor.unpark),
+            ("spawn", floor.spawn),
+            ("tcp", floor.tcp),
+        ] {
+            assert_eq!(s.count, 20, "{what}");
+            assert!(s.p50_ns > 0 && s.p50_ns < 1_000_000_000, "{what}: {s:?}");
+        }
+    }
+}
