@@ -133,6 +133,12 @@ pub struct OrderPathStages {
     pub checks: crate::strategy::stats::Histogram,
     /// Writing the trade intent and its planned orders.
     pub intent: crate::strategy::stats::Histogram,
+    /// Journalled: the Kalshi request handed to its connection (the first
+    /// poll of its send), the Polymarket leg's EIP-712 signature, then the
+    /// Polymarket request handed over.
+    pub kalshi_handed_over: crate::strategy::stats::Histogram,
+    pub polymarket_signed: crate::strategy::stats::Histogram,
+    pub polymarket_handed_over: crate::strategy::stats::Histogram,
     /// The decision → both order requests handed to their HTTP connections.
     pub hand_over: crate::strategy::stats::Histogram,
     /// (opportunity found at, both orders handed over at) of the first
@@ -176,7 +182,19 @@ impl OrderPathStages {
                 self.intent.summary(),
             ),
             (
-                "decision → both orders handed to their HTTP connections (Polymarket leg signed)",
+                "Kalshi request handed to its connection",
+                self.kalshi_handed_over.summary(),
+            ),
+            (
+                "Polymarket leg signed (EIP-712)",
+                self.polymarket_signed.summary(),
+            ),
+            (
+                "Polymarket request handed to its connection",
+                self.polymarket_handed_over.summary(),
+            ),
+            (
+                "decision → both orders handed to their HTTP connections",
                 self.hand_over.summary(),
             ),
         ]
@@ -1342,11 +1360,17 @@ impl Executor {
             } else {
                 (no, yes)
             };
+            let step = std::time::Instant::now();
             let mut k = std::pin::pin!(self.send_signed(&entry, kalshi, None));
             let k_early = poll_once(k.as_mut()).await;
+            self.stages.kalshi_handed_over.record(step.elapsed());
+            let step = std::time::Instant::now();
             let signed = self.presign(&entry, &poly);
+            self.stages.polymarket_signed.record(step.elapsed());
+            let step = std::time::Instant::now();
             let mut p = std::pin::pin!(self.send_signed(&entry, poly, signed));
             let p_early = poll_once(p.as_mut()).await;
+            self.stages.polymarket_handed_over.record(step.elapsed());
             self.stages
                 .handed_over(cmd.opportunity.found_at, now_micros());
             let (k, p, stored) =
