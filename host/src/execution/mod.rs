@@ -133,13 +133,13 @@ pub struct OrderPathStages {
     pub checks: crate::strategy::stats::Histogram,
     /// Writing the trade intent and its planned orders.
     pub intent: crate::strategy::stats::Histogram,
-    /// Journalled: the Kalshi request handed to its connection (the first
-    /// poll of its send), the Polymarket leg's EIP-712 signature, then the
-    /// Polymarket request handed over.
+    /// The hand-over of a journalled trade's orders, step by step: the
+    /// Kalshi request handed to its connection (the first poll of its send),
+    /// the Polymarket leg's EIP-712 signature, the Polymarket request handed
+    /// over; and the whole, from the decision.
     pub kalshi_handed_over: crate::strategy::stats::Histogram,
     pub polymarket_signed: crate::strategy::stats::Histogram,
     pub polymarket_handed_over: crate::strategy::stats::Histogram,
-    /// The decision → both order requests handed to their HTTP connections.
     pub hand_over: crate::strategy::stats::Histogram,
     /// (opportunity found at, both orders handed over at) of the first
     /// [`HANDOVERS_KEPT`] trades, for `doubletime bench` to time from the tick.
@@ -1416,8 +1416,6 @@ impl Executor {
                         self.send_signed(&entry, yes, signed.0),
                         self.send_signed(&entry, no, signed.1)
                     );
-                    self.stages
-                        .handed_over(cmd.opportunity.found_at, now_micros());
                     self.book_legs(&cmd.trade_id, &y, &n, &intent).await;
                     (y, n)
                 }

@@ -129,16 +129,15 @@ impl IntentJournal {
     /// trade: a store that cannot take an intent fails the start and the
     /// journal keeps everything.
     pub async fn replay(&self, store: &TradeStore) -> StoreResult<Replayed> {
-        let intents = {
+        let (intents, unreadable) = {
             let inner = self.lock();
             let mut reader = std::io::BufReader::new(&inner.file);
             std::io::Seek::rewind(&mut reader)
-                .map_err(|e| super::StoreError::Database(format!("intent journal: {e}")))?;
+                .map_err(|e| super::StoreError::Journal(e.to_string()))?;
             let mut intents = Vec::new();
             let mut unreadable = 0;
             for line in reader.split(b'\n') {
-                let line =
-                    line.map_err(|e| super::StoreError::Database(format!("intent journal: {e}")))?;
+                let line = line.map_err(|e| super::StoreError::Journal(e.to_string()))?;
                 match serde_json::from_slice::<TradeIntent>(&line) {
                     Ok(intent) => intents.push(intent),
                     Err(_) => unreadable += 1,
@@ -146,7 +145,6 @@ impl IntentJournal {
             }
             (intents, unreadable)
         };
-        let (intents, unreadable) = intents;
         let mut replayed = Replayed {
             unreadable,
             ..Replayed::default()
@@ -167,7 +165,7 @@ impl IntentJournal {
             inner
                 .file
                 .set_len(0)
-                .map_err(|e| super::StoreError::Database(format!("intent journal: {e}")))?;
+                .map_err(|e| super::StoreError::Journal(e.to_string()))?;
             inner.len = 0;
         }
         Ok(replayed)

@@ -43,6 +43,9 @@ pub enum StoreError {
     Database(String),
     #[error("trade store: unreadable row: {0}")]
     Corrupt(String),
+    /// The local intent journal could not be read or emptied.
+    #[error("intent journal: {0}")]
+    Journal(String),
     #[error(
         "trade store: its schema is version {found}, newer than this binary's {known}; upgrade the host"
     )]
