@@ -204,6 +204,8 @@ pub async fn measure(
             min_profit_per_trade: Usd::new(rust_decimal::Decimal::new(1, 2)),
             max_exposure_per_market: Usd::new(rust_decimal::Decimal::from(1_000_000)),
             max_total_exposure: Usd::new(rust_decimal::Decimal::from(1_000_000)),
+            // A window closing between the legs must not end a 1-pair cell.
+            cooldown_after_leg_failure_ms: 0,
             ..host.risk.limits()
         })
         .map_err(|e| anyhow::anyhow!("bench risk limits: {e}"))?;
