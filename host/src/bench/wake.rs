@@ -28,21 +28,26 @@ pub struct WakeFloor {
 /// `samples` hand-overs of each kind, one every `gap`. Blocking: run it off
 /// any runtime's worker threads.
 pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
-    let epoch = Instant::now();
-    let now = move || epoch.elapsed().as_nanos() as u64 + 1;
+    let clock = Clock(Instant::now());
     Ok(WakeFloor {
         gap,
-        unpark: unpark(samples, gap, now),
-        spawn: spawn(samples, gap, now)?,
-        tcp: tcp(samples, gap, now)?,
+        unpark: unpark(samples, gap, clock),
+        spawn: spawn(samples, gap, clock)?,
+        tcp: tcp(samples, gap, clock)?,
     })
 }
 
-fn unpark(
-    samples: usize,
-    gap: Duration,
-    now: impl Fn() -> u64 + Send + Copy + 'static,
-) -> LatencySummary {
+/// Nanoseconds since one shared start, never 0 (0 means "no stamp").
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(self) -> u64 {
+        self.0.elapsed().as_nanos() as u64 + 1
+    }
+}
+
+fn unpark(samples: usize, gap: Duration, clock: Clock) -> LatencySummary {
     let hist = Arc::new(Histogram::default());
     let stamp = Arc::new(AtomicU64::new(0));
     let reader = {
@@ -54,14 +59,14 @@ fn unpark(
                 match stamp.swap(0, Ordering::AcqRel) {
                     0 => continue,
                     u64::MAX => return,
-                    at => hist.record_ns(now().saturating_sub(at)),
+                    at => hist.record_ns(clock.now().saturating_sub(at)),
                 }
             }
         })
     };
     for _ in 0..samples {
         std::thread::sleep(gap);
-        stamp.store(now(), Ordering::Release);
+        stamp.store(clock.now(), Ordering::Release);
         reader.thread().unpark();
     }
     std::thread::sleep(gap);
@@ -79,28 +84,20 @@ fn idle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("building a runtime for the wake floor")
 }
 
-fn spawn(
-    samples: usize,
-    gap: Duration,
-    now: impl Fn() -> u64 + Send + Copy + 'static,
-) -> anyhow::Result<LatencySummary> {
+fn spawn(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
     let runtime = idle_runtime()?;
     let hist = Arc::new(Histogram::default());
     for _ in 0..samples {
         std::thread::sleep(gap);
-        let (hist, at) = (hist.clone(), now());
-        runtime.spawn(async move { hist.record_ns(now().saturating_sub(at)) });
+        let (hist, at) = (hist.clone(), clock.now());
+        runtime.spawn(async move { hist.record_ns(clock.now().saturating_sub(at)) });
     }
     std::thread::sleep(gap);
     runtime.shutdown_background();
     Ok(hist.summary())
 }
 
-fn tcp(
-    samples: usize,
-    gap: Duration,
-    now: impl Fn() -> u64 + Send + Copy + 'static,
-) -> anyhow::Result<LatencySummary> {
+fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
     let runtime = idle_runtime()?;
     let hist = Arc::new(Histogram::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -118,7 +115,7 @@ fn tcp(
             };
             let mut stamp = [0u8; 8];
             while socket.read_exact(&mut stamp).await.is_ok() {
-                hist.record_ns(now().saturating_sub(u64::from_le_bytes(stamp)));
+                hist.record_ns(clock.now().saturating_sub(u64::from_le_bytes(stamp)));
             }
         });
     }
@@ -126,7 +123,7 @@ fn tcp(
     client.set_nodelay(true)?;
     for _ in 0..samples {
         std::thread::sleep(gap);
-        client.write_all(&now().to_le_bytes())?;
+        client.write_all(&clock.now().to_le_bytes())?;
     }
     std::thread::sleep(gap);
     drop(client);
