@@ -663,6 +663,13 @@ async fn a_store_refusing_a_journalled_intent_makes_the_next_trades_wait_for_it(
         .await;
     assert_eq!(fills(&rig), after_first, "nothing of t33 went out");
     assert_eq!(rig.executor.store_errors(), 2);
+    // Its orders never left, so the journal has no line a restart would
+    // turn into a trade.
+    let journal = std::fs::read_to_string(rig.journal.as_ref().unwrap()).unwrap();
+    assert!(
+        journal.contains("\"t32\"") && !journal.contains("\"t33\""),
+        "{journal}"
+    );
     // A store that takes an intent again is trusted again.
     rig.executor
         .execute(execute(&rig, "t34", "0.45", "0.57", 5))

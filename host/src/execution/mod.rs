@@ -1189,12 +1189,8 @@ impl Executor {
         self.risk.trade_finished(pair, Usd::ZERO, false);
     }
 
-    /// The store has a trade's intent: its journal line is no longer needed,
-    /// and the store is keeping up.
-    fn intent_stored(&self) {
-        if let Some(journal) = self.journal.get() {
-            journal.stored();
-        }
+    /// The store took a trade's intent: trades need not wait for it.
+    fn store_keeps_up(&self) {
         self.store_behind
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
@@ -1337,17 +1333,25 @@ impl Executor {
             created_at: now_micros(),
         };
         let journal = self.journal.get();
-        if let Some(journal) = journal
-            && let Err(e) = journal.append(&intent)
-        {
-            tracing::error!(trade = %cmd.trade_id, error = %e, journal = %journal.path().display(), "intent journal refused the intent: no order sent");
-            return self.store_refused(&pair);
-        }
         // Sequential legs book the first before the second leaves: the store
         // must have the trade by then anyway.
         let beside = journal.is_some()
             && self.policy.leg_mode == LegMode::Concurrent
             && !self.store_behind.load(std::sync::atomic::Ordering::Relaxed);
+        // Only an intent whose orders leave before its store write goes into
+        // the journal; the others only take their trade id, so a second
+        // approval of it is refused either way.
+        if let Some(journal) = journal {
+            let taken = if beside {
+                journal.append(&intent)
+            } else {
+                journal.claim(&intent.trade_id)
+            };
+            if let Err(e) = taken {
+                tracing::error!(trade = %cmd.trade_id, error = %e, journal = %journal.path().display(), "intent journal refused the intent: no order sent");
+                return self.store_refused(&pair);
+            }
+        }
         let write = self.store.repo.begin_trade(&self.store.host, &intent);
         let mut write = std::pin::pin!(write);
         let (y, n) = if beside {
@@ -1376,7 +1380,12 @@ impl Executor {
             let (k, p, stored) =
                 tokio::join!(output_of(k_early, k), output_of(p_early, p), write.as_mut());
             match stored {
-                Ok(()) => self.intent_stored(),
+                Ok(()) => {
+                    if let Some(journal) = journal {
+                        journal.stored();
+                    }
+                    self.store_keeps_up();
+                }
                 Err(e) => {
                     // The orders are out: the journal keeps the intent for the
                     // next start-up, and trades wait for the store until it
@@ -1408,7 +1417,7 @@ impl Executor {
                 tracing::error!(trade = %cmd.trade_id, error = %e, "trade store refused the intent: no order sent");
                 return self.store_refused(&pair);
             }
-            self.intent_stored();
+            self.store_keeps_up();
             self.stages.intent.record(writing.elapsed());
             match self.policy.leg_mode {
                 LegMode::Concurrent => {

@@ -96,12 +96,7 @@ impl IntentJournal {
         let mut line = serde_json::to_vec(intent)?;
         line.push(b'\n');
         let mut inner = self.lock();
-        if inner.seen.contains(&intent.trade_id) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("trade {} is already journalled", intent.trade_id),
-            ));
-        }
+        Self::unseen(&inner, &intent.trade_id)?;
         if let Err(e) = inner.file.write_all(&line) {
             // Cut a partial line off, so the next one starts on its own line.
             let len = inner.len;
@@ -111,6 +106,26 @@ impl IntentJournal {
         inner.seen.insert(intent.trade_id.clone());
         inner.len += line.len() as u64;
         inner.unstored += 1;
+        Ok(())
+    }
+
+    /// Takes a trade id without writing its intent: for a trade whose orders
+    /// wait for the store, which then covers a crash by itself. A trade id
+    /// already taken or journalled is refused, as by [`Self::append`].
+    pub fn claim(&self, trade_id: &str) -> std::io::Result<()> {
+        let mut inner = self.lock();
+        Self::unseen(&inner, trade_id)?;
+        inner.seen.insert(trade_id.to_owned());
+        Ok(())
+    }
+
+    fn unseen(inner: &Inner, trade_id: &str) -> std::io::Result<()> {
+        if inner.seen.contains(trade_id) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("trade {trade_id} is already journalled"),
+            ));
+        }
         Ok(())
     }
 
@@ -240,6 +255,19 @@ mod tests {
         assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(file_len(&path), len, "nothing written for the second");
         journal.append(&intent("t2")).unwrap();
+    }
+
+    #[test]
+    fn a_claimed_trade_id_writes_nothing_and_is_refused_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intents");
+        let journal = IntentJournal::open(&path).unwrap();
+        journal.claim("t1").unwrap();
+        assert_eq!(file_len(&path), 0, "its store write comes first");
+        let again = journal.append(&intent("t1")).unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        journal.append(&intent("t2")).unwrap();
+        assert!(journal.claim("t2").is_err());
     }
 
     #[test]
