@@ -31,7 +31,7 @@ pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
     let clock = Clock(Instant::now());
     Ok(WakeFloor {
         gap,
-        unpark: unpark(samples, gap, clock),
+        unpark: unpark(samples, gap, clock)?,
         spawn: spawn(samples, gap, clock)?,
         tcp: tcp(samples, gap, clock)?,
     })
@@ -47,11 +47,42 @@ impl Clock {
     }
 }
 
-fn unpark(samples: usize, gap: Duration, clock: Clock) -> LatencySummary {
-    let hist = Arc::new(Histogram::default());
+/// How long a hand-over's woken side may take to answer before the
+/// measurement gives up.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// The woken side's record of each hand-over, and its answer to the sender,
+/// which waits for it before the next: none is lost or merged, however late.
+#[derive(Clone)]
+struct Seen {
+    hist: Arc<Histogram>,
+    answer: std::sync::mpsc::Sender<()>,
+}
+
+impl Seen {
+    fn new() -> (Seen, std::sync::mpsc::Receiver<()>) {
+        let (answer, answers) = std::sync::mpsc::channel();
+        let hist = Arc::new(Histogram::default());
+        (Seen { hist, answer }, answers)
+    }
+
+    fn record(&self, clock: Clock, at: u64) {
+        self.hist.record_ns(clock.now().saturating_sub(at));
+        let _ = self.answer.send(());
+    }
+}
+
+fn answered(answers: &std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
+    answers
+        .recv_timeout(ANSWER_WITHIN)
+        .map_err(|_| anyhow::anyhow!("a woken thread did not answer within {ANSWER_WITHIN:?}"))
+}
+
+fn unpark(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
+    let (seen, answers) = Seen::new();
     let stamp = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (hist, stamp) = (hist.clone(), stamp.clone());
+        let (seen, stamp) = (seen.clone(), stamp.clone());
         std::thread::spawn(move || {
             loop {
                 std::thread::park();
@@ -59,21 +90,21 @@ fn unpark(samples: usize, gap: Duration, clock: Clock) -> LatencySummary {
                 match stamp.swap(0, Ordering::AcqRel) {
                     0 => continue,
                     u64::MAX => return,
-                    at => hist.record_ns(clock.now().saturating_sub(at)),
+                    at => seen.record(clock, at),
                 }
             }
         })
     };
-    for _ in 0..samples {
+    let sent = (0..samples).try_for_each(|_| {
         std::thread::sleep(gap);
         stamp.store(clock.now(), Ordering::Release);
         reader.thread().unpark();
-    }
-    std::thread::sleep(gap);
+        answered(&answers)
+    });
     stamp.store(u64::MAX, Ordering::Release);
     reader.thread().unpark();
     let _ = reader.join();
-    hist.summary()
+    sent.map(|()| seen.hist.summary())
 }
 
 fn idle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -86,25 +117,25 @@ fn idle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn spawn(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
     let runtime = idle_runtime()?;
-    let hist = Arc::new(Histogram::default());
-    for _ in 0..samples {
+    let (seen, answers) = Seen::new();
+    let sent = (0..samples).try_for_each(|_| {
         std::thread::sleep(gap);
-        let (hist, at) = (hist.clone(), clock.now());
-        runtime.spawn(async move { hist.record_ns(clock.now().saturating_sub(at)) });
-    }
-    std::thread::sleep(gap);
+        let (seen, at) = (seen.clone(), clock.now());
+        runtime.spawn(async move { seen.record(clock, at) });
+        answered(&answers)
+    });
     runtime.shutdown_background();
-    Ok(hist.summary())
+    sent.map(|()| seen.hist.summary())
 }
 
 fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
     let runtime = idle_runtime()?;
-    let hist = Arc::new(Histogram::default());
+    let (seen, answers) = Seen::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     {
-        let hist = hist.clone();
+        let seen = seen.clone();
         runtime.spawn(async move {
             use tokio::io::AsyncReadExt;
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -115,20 +146,20 @@ fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySum
             };
             let mut stamp = [0u8; 8];
             while socket.read_exact(&mut stamp).await.is_ok() {
-                hist.record_ns(clock.now().saturating_sub(u64::from_le_bytes(stamp)));
+                seen.record(clock, u64::from_le_bytes(stamp));
             }
         });
     }
     let mut client = std::net::TcpStream::connect(addr)?;
     client.set_nodelay(true)?;
-    for _ in 0..samples {
+    let sent = (0..samples).try_for_each(|_| {
         std::thread::sleep(gap);
         client.write_all(&clock.now().to_le_bytes())?;
-    }
-    std::thread::sleep(gap);
+        answered(&answers)
+    });
     drop(client);
     runtime.shutdown_background();
-    Ok(hist.summary())
+    sent.map(|()| seen.hist.summary())
 }
 
 #[cfg(test)]
