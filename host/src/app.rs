@@ -16,7 +16,8 @@ use crate::strategy::{FaultPolicy, PluginHost, RuntimeLimits, StrategyRuntime};
 /// Polymarket's usual minimum order size, until market metadata says otherwise.
 pub(crate) const DEFAULT_POLYMARKET_MIN_SIZE: u64 = 5;
 
-/// Kalshi order signatures kept ready: both legs, a retry and an unwind.
+/// Order signatures (Kalshi) and nonces (Polymarket) kept ready: both legs,
+/// a retry and an unwind.
 pub(crate) const PRESIGNED_ORDERS: usize = 4;
 
 /// How long the watcher waits for a burst of file events to settle.
@@ -150,7 +151,8 @@ pub async fn run(
     let poly_signer = (!wallet.is_empty())
         .then(|| crate::venues::polymarket::PolySigner::from_private_key(wallet))
         .transpose()
-        .map_err(|e| anyhow::anyhow!("POLYMARKET_WALLET_PRIVATE_KEY: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("POLYMARKET_WALLET_PRIVATE_KEY: {e}"))?
+        .map(|s| s.with_presignatures(PRESIGNED_ORDERS));
     let has_wallet = poly_signer.is_some();
     let mut polymarket = crate::venues::polymarket::rest::PolymarketRest::new(
         &urls.polymarket_rest,

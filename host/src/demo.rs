@@ -139,7 +139,10 @@ pub async fn run_demo(
         polymarket: PolymarketRest::new(
             &sim.polymarket_rest_url,
             Some(creds),
-            Some(PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?),
+            Some(
+                PolySigner::from_private_key(&Secret::new(DEMO_WALLET_KEY))?
+                    .with_presignatures(crate::app::PRESIGNED_ORDERS),
+            ),
         )?,
     };
     let mut trading = crate::app::start_trading(&host, clients).await?;

@@ -1377,6 +1377,9 @@ impl Executor {
             self.stages.polymarket_handed_over.record(step.elapsed());
             self.stages
                 .handed_over(cmd.opportunity.found_at, now_micros());
+            // Both connection tasks were woken onto this worker: let them
+            // write their requests before the store write's first poll.
+            tokio::task::yield_now().await;
             let (k, p, stored) =
                 tokio::join!(output_of(k_early, k), output_of(p_early, p), write.as_mut());
             match stored {

@@ -15,6 +15,7 @@ pub mod book;
 pub mod errors;
 pub mod messages;
 pub mod orders;
+pub mod presign;
 pub mod rest;
 pub mod user;
 pub mod ws;

@@ -637,7 +637,9 @@ impl ExchangeOrder {
             return Err(OrderError::UnsupportedSignatureType);
         }
         let hash = self.hash(domain)?;
-        let signature = signer.sign_digest(hash).map_err(|_| OrderError::Signing)?;
+        let signature = signer
+            .sign_order_digest(hash)
+            .map_err(|_| OrderError::Signing)?;
         Ok(SignedOrder {
             order: self,
             hash,
