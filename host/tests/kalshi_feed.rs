@@ -184,7 +184,8 @@ async fn signed_feed_builds_books_resyncs_on_gaps_and_reconnects() {
 }
 
 #[tokio::test]
-async fn the_simulator_notes_each_order_request_on_arrival_before_checking_it() {
+async fn the_simulator_notes_each_order_request_on_arrival_before_checking_it_with_its_write_time()
+{
     // The latency harness times tick-to-order to these notes; no other test
     // in this file sends orders.
     let sim = support::quiet_sim(&[support::pair("fed")]).await;
@@ -215,9 +216,16 @@ async fn the_simulator_notes_each_order_request_on_arrival_before_checking_it() 
         .send()
         .await
         .unwrap();
-    let venues: Vec<Venue> = sim::order_arrivals(false)
-        .into_iter()
-        .map(|(v, _)| v)
-        .collect();
+    let arrivals = sim::order_arrivals(false);
+    let venues: Vec<Venue> = arrivals.iter().map(|a| a.venue).collect();
     assert_eq!(venues, vec![Venue::Kalshi, Venue::Polymarket]);
+    // Each carries the kernel's stamp of when its bytes were written, which
+    // comes before the server parsed them.
+    for a in &arrivals {
+        if cfg!(target_os = "linux") {
+            let written = a.written_at.expect("a receive timestamp");
+            assert!(written <= a.parsed_at, "{a:?}");
+            assert!(a.parsed_at - written < 5_000_000, "{a:?}");
+        }
+    }
 }

@@ -3,8 +3,9 @@
 //! executor paper-trading with signed orders, for one number of market pairs.
 //! Once both feeds hold every book, arbitrage windows open on one pair after
 //! another; each trade's book message receive time is matched with the moment
-//! both of its order requests reached the simulator (tick-to-order), and every
-//! evaluation's receive → decision is kept (tick-to-decision).
+//! both of its order requests were written to their sockets (tick-to-order,
+//! from the kernel's receive stamps at the simulator) and parsed there, and
+//! every evaluation's receive → decision is kept (tick-to-decision).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -40,8 +41,12 @@ pub struct Loopback {
     /// Book message received → both order requests handed to their HTTP
     /// connections: the host's share of tick-to-order.
     pub tick_to_hand_over: LatencySummary,
-    /// Book message received → both order requests at the simulator.
+    /// Book message received → both order requests written to their sockets
+    /// (the kernel's stamp of their bytes at the simulator).
     pub tick_to_order: LatencySummary,
+    /// Book message received → both order requests parsed by the simulator's
+    /// server (which runs on the same two cores).
+    pub tick_to_venue: LatencySummary,
     /// Windows seen (first opportunity of each), and trades whose two orders arrived.
     pub windows: usize,
     pub traded: usize,
@@ -239,7 +244,10 @@ pub async fn measure(
         polymarket: PolymarketRest::new(
             &sim.polymarket_rest_url,
             Some(creds),
-            Some(PolySigner::from_private_key(&Secret::new(SIM_WALLET_KEY))?),
+            Some(
+                PolySigner::from_private_key(&Secret::new(SIM_WALLET_KEY))?
+                    .with_presignatures(crate::app::PRESIGNED_ORDERS),
+            ),
         )?,
     };
     let trading = crate::app::start_trading(&host, clients).await?;
@@ -299,7 +307,7 @@ pub async fn measure(
     drop(sim);
 
     let traces: Vec<_> = traces.try_iter().collect();
-    let (tick_to_order, windows, traded) = match_orders(&traces, &sent, &arrivals);
+    let matched = match_orders(&traces, &sent, &arrivals);
     let tick_to_hand_over = match_handovers(&traces, &handovers);
     Ok(Loopback {
         pairs,
@@ -308,9 +316,10 @@ pub async fn measure(
         start_up,
         tick_to_decision,
         tick_to_hand_over: tick_to_hand_over.summary(),
-        tick_to_order: tick_to_order.summary(),
-        windows,
-        traded,
+        tick_to_order: matched.written.summary(),
+        tick_to_venue: matched.parsed.summary(),
+        windows: matched.windows,
+        traded: matched.traded,
         book_updates,
         order_path,
     })
@@ -319,15 +328,15 @@ pub async fn measure(
 /// Each trade whose orders went out, timed from the book message of the
 /// decision it came from (not the window's first opportunity, which the risk
 /// gate may have refused: that wait is the market's, not the host's) to the
-/// later of its two order requests at the simulator. Windows are counted from
-/// the traces: a trace more than half a period after the previous window's
-/// first one opens the next.
+/// later of its two order requests: written to its socket, and parsed at the
+/// simulator. Windows are counted from the traces: a trace more than half a
+/// period after the previous window's first one opens the next.
 fn match_orders(
     traces: &[crate::strategy::runtime::OpportunityTrace],
     sent: &[(crate::domain::PairId, u64)],
-    arrivals: &[(Venue, u64)],
-) -> (Histogram, usize, usize) {
-    let h = Histogram::default();
+    arrivals: &[sim::OrderArrival],
+) -> Matched {
+    let m = Matched::default();
     let window_us = WINDOW_EVERY_MS * 1_000 / 2;
     let mut last_window: Option<u64> = None;
     let mut windows = 0;
@@ -346,21 +355,42 @@ fn match_orders(
         else {
             continue;
         };
+        // The trade's own request on `venue`: the first parsed after its decision.
         let first = |venue| {
             arrivals
                 .iter()
-                .filter(|(v, at)| {
-                    *v == venue && *at >= t.decided_at && *at < t.decided_at + window_us
+                .filter(|a| {
+                    a.venue == venue
+                        && a.parsed_at >= t.decided_at
+                        && a.parsed_at < t.decided_at + window_us
                 })
-                .map(|(_, at)| *at)
-                .min()
+                .min_by_key(|a| a.parsed_at)
         };
         if let (Some(k), Some(p)) = (first(Venue::Kalshi), first(Venue::Polymarket)) {
             traded += 1;
-            h.record_ns((k.max(p) - t.received_at) * 1_000);
+            m.parsed
+                .record_ns((k.parsed_at.max(p.parsed_at) - t.received_at) * 1_000);
+            if let (Some(kw), Some(pw)) = (k.written_at, p.written_at) {
+                m.written
+                    .record_ns(kw.max(pw).saturating_sub(t.received_at) * 1_000);
+            }
         }
     }
-    (h, windows, traded)
+    Matched {
+        windows,
+        traded,
+        ..m
+    }
+}
+
+#[derive(Default)]
+struct Matched {
+    /// Tick → both requests written to their sockets.
+    written: Histogram,
+    /// Tick → both requests parsed at the simulator.
+    parsed: Histogram,
+    windows: usize,
+    traded: usize,
 }
 
 /// Each trade's book message received → both its orders handed over, the
@@ -468,18 +498,28 @@ mod tests {
             trace(3 * w, 3 * w + 5),
         ];
         let sent = [(PairId("a".into()), 1_501), (PairId("a".into()), w + 2_001)];
+        // Written 100 µs before parsed, except one request with no stamp.
+        let at = |venue, parsed_at: u64, stamped: bool| sim::OrderArrival {
+            venue,
+            written_at: stamped.then(|| parsed_at - 100),
+            parsed_at,
+        };
         let arrivals = [
-            (Venue::Kalshi, 1_600),
-            (Venue::Polymarket, 2_400),
-            (Venue::Polymarket, w + 2_300),
-            (Venue::Kalshi, w + 2_500),
-            (Venue::Kalshi, 3 * w + w),
+            at(Venue::Kalshi, 1_600, true),
+            at(Venue::Polymarket, 2_400, true),
+            at(Venue::Polymarket, w + 2_300, true),
+            at(Venue::Kalshi, w + 2_500, false),
+            at(Venue::Kalshi, 3 * w + w, true),
         ];
-        let (h, windows, traded) = match_orders(&traces, &sent, &arrivals);
-        assert_eq!((windows, traded), (3, 2));
-        assert_eq!(h.count(), 2);
+        let m = match_orders(&traces, &sent, &arrivals);
+        assert_eq!((m.windows, m.traded), (3, 2));
+        assert_eq!(m.parsed.count(), 2);
         // 900 µs (2_400 − 1_500, not − 1_000) and 500 µs, within a histogram bucket.
-        let p99 = h.quantile_ns(0.99);
+        let p99 = m.parsed.quantile_ns(0.99);
         assert!((900_000..=960_000).contains(&p99), "{p99}");
+        // Written: only the trade with both stamps, 800 µs.
+        assert_eq!(m.written.count(), 1);
+        let p50 = m.written.quantile_ns(0.5);
+        assert!((800_000..=850_000).contains(&p50), "{p50}");
     }
 }

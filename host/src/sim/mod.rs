@@ -14,6 +14,7 @@ pub mod market;
 pub mod polymarket;
 pub mod polymarket_user;
 pub mod scenario;
+pub mod wire_clock;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -253,10 +254,12 @@ async fn serve(
     let poly_app = polymarket::router(state.clone());
     let mut tasks = vec![
         tokio::spawn(async move {
-            let _ = axum::serve(kalshi_listener, kalshi_app).await;
+            let app = kalshi_app.into_make_service_with_connect_info::<wire_clock::WireClock>();
+            let _ = axum::serve(wire_clock::StampedListener::new(kalshi_listener), app).await;
         }),
         tokio::spawn(async move {
-            let _ = axum::serve(poly_listener, poly_app).await;
+            let app = poly_app.into_make_service_with_connect_info::<wire_clock::WireClock>();
+            let _ = axum::serve(wire_clock::StampedListener::new(poly_listener), app).await;
         }),
     ];
     if driven {
@@ -456,10 +459,20 @@ pub fn kalshi_signature_check(verifier: crate::venues::kalshi::KalshiVerifier) -
     )
 }
 
-/// When order requests reached the simulator, for the latency harness
-/// (`doubletime bench`, tick-to-order). Nothing is kept unless a harness
-/// asked, so a long demo does not grow it.
-static ORDER_ARRIVALS: std::sync::Mutex<Option<Vec<(Venue, u64)>>> = std::sync::Mutex::new(None);
+/// An order request at the simulator, for the latency harness (`doubletime
+/// bench`, tick-to-order); times in µs since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderArrival {
+    pub venue: Venue,
+    /// When the host wrote the request to its socket: the kernel's receive
+    /// stamp of its bytes ([`wire_clock`]), `None` where there is none.
+    pub written_at: Option<u64>,
+    /// When the simulator's server had parsed its head.
+    pub parsed_at: u64,
+}
+
+/// Nothing is kept unless a harness asked, so a long demo does not grow it.
+static ORDER_ARRIVALS: std::sync::Mutex<Option<Vec<OrderArrival>>> = std::sync::Mutex::new(None);
 
 /// Notes each `POST` to `path` on `venue` as soon as its head is parsed,
 /// before the venue's own checks (signature, body) run: those are the
@@ -470,25 +483,33 @@ pub(crate) async fn note_order_arrivals(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     if req.method() == axum::http::Method::POST && req.uri().path() == path {
-        order_arrived(venue);
+        let written_at = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<wire_clock::WireClock>>()
+            .and_then(|c| c.0.last_written());
+        order_arrived(venue, written_at);
     }
     next.run(req).await
 }
 
-fn order_arrived(venue: Venue) {
-    let at = crate::strategy::now_micros();
+fn order_arrived(venue: Venue, written_at: Option<u64>) {
+    let parsed_at = crate::strategy::now_micros();
     if let Some(log) = ORDER_ARRIVALS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_mut()
     {
-        log.push((venue, at));
+        log.push(OrderArrival {
+            venue,
+            written_at,
+            parsed_at,
+        });
     }
 }
 
-/// Starts keeping order arrivals (µs since the epoch) and returns those kept
-/// since the last call; `false` stops keeping them.
-pub fn order_arrivals(keep: bool) -> Vec<(Venue, u64)> {
+/// Starts keeping order arrivals and returns those kept since the last
+/// call; `false` stops keeping them.
+pub fn order_arrivals(keep: bool) -> Vec<OrderArrival> {
     let mut log = ORDER_ARRIVALS.lock().unwrap_or_else(|e| e.into_inner());
     let taken = log.take().unwrap_or_default();
     if keep {
