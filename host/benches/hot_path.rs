@@ -172,6 +172,35 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The order path's form: the nonce, R and k⁻¹ made ahead of time (each
+    // batch's setup, not timed), only s = k⁻¹(z + r·d) on the path.
+    let pool = polymarket::presign::Presignatures::unstarted(1);
+    let presigned = wallet.clone().with_presignature_pool(pool.clone());
+    g.bench_function("polymarket-eip712-order-presigned", |b| {
+        b.iter_batched(
+            || pool.fill_now(),
+            |()| {
+                builder
+                    .build(black_box(&args), 1_710_000_000_000)
+                    .unwrap()
+                    .sign(&presigned, &domain)
+                    .unwrap()
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("polymarket-nonce-ahead", |b| {
+        b.iter_batched(
+            || {
+                let _ = builder
+                    .build(&args, 1_710_000_000_000)
+                    .unwrap()
+                    .sign(&presigned, &domain);
+            },
+            |()| pool.fill_now(),
+            criterion::BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 

@@ -152,6 +152,15 @@ impl PolySigner {
         self
     }
 
+    /// Signs orders from `pool` (which something else keeps filled).
+    pub fn with_presignature_pool(
+        mut self,
+        pool: std::sync::Arc<super::presign::Presignatures>,
+    ) -> Self {
+        self.presigned = Some(pool);
+        self
+    }
+
     /// Order nonces ready now (0 without presigning).
     pub fn presigned_ready(&self) -> usize {
         self.presigned.as_ref().map_or(0, |p| p.ready())

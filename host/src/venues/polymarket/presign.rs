@@ -114,6 +114,11 @@ impl Presignatures {
         me
     }
 
+    /// A pool no task refills: [`Self::fill_now`] tops it up (benches).
+    pub fn unstarted(keep: usize) -> Arc<Self> {
+        Arc::new(Self::empty(keep))
+    }
+
     fn empty(keep: usize) -> Self {
         Presignatures {
             keep: keep.max(1),
@@ -124,7 +129,7 @@ impl Presignatures {
     }
 
     /// Tops the pool up now, on this thread.
-    fn fill(&self) {
+    pub fn fill_now(&self) {
         while self.ready() < self.keep {
             if let Some(n) = Nonce::new() {
                 self.ready.lock().unwrap_or_else(|e| e.into_inner()).push(n);
@@ -149,7 +154,7 @@ impl Presignatures {
 async fn refill(me: Weak<Presignatures>) {
     loop {
         let Some(p) = me.upgrade() else { return };
-        p.fill();
+        p.fill_now();
         p.refilled.notify_waiters();
         // Held for at most one wait after the signer is gone; then the task ends.
         if tokio::time::timeout(Duration::from_secs(60), p.used.notified())
@@ -180,7 +185,7 @@ mod tests {
     fn presigned_signatures_recover_to_the_signer_are_low_s_and_never_repeat_r() {
         let (d, address) = key();
         let pool = Presignatures::empty(64);
-        pool.fill();
+        pool.fill_now();
         let mut rs = std::collections::HashSet::new();
         let mut parities = [0usize; 2];
         for i in 0..64u8 {
