@@ -5,16 +5,17 @@
 //! made before the order exists. A background task keeps a few fresh ones;
 //! each is used once and none older than `max_age` (the venue checks the
 //! timestamp against its clock), so an order goes out without signing on its
-//! path. When none is ready the request signs inline, as before.
+//! path. When none is ready the request signs inline, as before. The signing
+//! runs on a thread of its own at the lowest priority ([`background`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::auth::{AuthHeaders, KalshiSigner};
+use crate::venues::background::{self, Nudge, Woken};
 
 pub struct Presigner {
     /// The signed path, e.g. `/trade-api/v2/portfolio/events/orders`.
@@ -22,13 +23,19 @@ pub struct Presigner {
     keep: usize,
     max_age: Duration,
     ready: Mutex<VecDeque<(Instant, AuthHeaders)>>,
-    used: Notify,
+    used: Arc<Nudge>,
     refilled: Notify,
+}
+
+impl Drop for Presigner {
+    fn drop(&mut self) {
+        self.used.close();
+    }
 }
 
 impl Presigner {
     /// Starts keeping `keep` signatures for `POST path`, each at most
-    /// `max_age` old. Needs a tokio runtime; the task ends with the presigner.
+    /// `max_age` old. The signing thread ends with the presigner.
     pub fn start(
         signer: Arc<KalshiSigner>,
         path: String,
@@ -40,10 +47,13 @@ impl Presigner {
             keep: keep.max(1),
             max_age,
             ready: Mutex::new(VecDeque::new()),
-            used: Notify::new(),
+            used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
         });
-        tokio::spawn(refill(Arc::downgrade(&me), signer));
+        let weak = Arc::downgrade(&me);
+        if let Err(e) = background::spawn("kalshi-presign", move || refill(weak, signer)) {
+            tracing::warn!(error = %e, "no Kalshi presigning thread; orders sign inline");
+        }
         me
     }
 
@@ -54,12 +64,12 @@ impl Presigner {
         while let Some((at, h)) = ready.pop_back() {
             if at.elapsed() <= self.max_age {
                 drop(ready);
-                self.used.notify_one();
+                self.used.nudge();
                 return Some(h);
             }
         }
         drop(ready);
-        self.used.notify_one();
+        self.used.nudge();
         None
     }
 
@@ -76,7 +86,7 @@ impl Presigner {
 /// How long after a signature is taken the next one is made.
 const AFTER_USE: Duration = Duration::from_millis(20);
 
-async fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
+fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
     loop {
         let Some(p) = me.upgrade() else { return };
         // Renewed at half their life, so a taken one always has time left.
@@ -86,36 +96,28 @@ async fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
             ready.retain(|(at, _)| at.elapsed() < renew_after);
         }
         while p.ready() < p.keep {
-            let (signer, path) = (signer.clone(), p.path.clone());
-            // The RSA work runs off the async workers.
-            let signed = tokio::task::spawn_blocking(move || {
-                signer.sign(crate::venues::http::now_ms(), "POST", &path)
-            })
-            .await;
-            match signed {
-                Ok(Ok(h)) => {
+            match signer.sign(crate::venues::http::now_ms(), "POST", &p.path) {
+                Ok(h) => {
                     p.ready
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push_back((Instant::now(), h));
                     p.refilled.notify_waiters();
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "Kalshi presigning failed; orders sign inline");
                     break;
                 }
-                Err(_) => return,
             }
         }
-        // Held for at most one wait after the client is gone; then the task ends.
-        let wait = tokio::time::sleep(renew_after.max(Duration::from_millis(10)));
-        tokio::select! {
-            _ = wait => {}
-            _ = p.used.notified() => {
-                // An order is on its way with the one just taken: the 2.5 ms
-                // of RSA work waits until it is out, not beside it on 2 cores.
-                tokio::time::sleep(AFTER_USE).await;
-            }
+        let used = p.used.clone();
+        drop(p);
+        match used.wait(renew_after.max(Duration::from_millis(10))) {
+            // An order is on its way with the one just taken: the 2.5 ms of
+            // RSA work waits until it is out, not beside it on 2 cores.
+            Woken::Nudged => std::thread::sleep(AFTER_USE),
+            Woken::TimedOut => {}
+            Woken::Closed => return,
         }
     }
 }
@@ -173,7 +175,7 @@ mod tests {
                     signature: "s".into(),
                 },
             )])),
-            used: Notify::new(),
+            used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
         };
         assert!(p.take().is_none());

@@ -11,7 +11,8 @@
 //! Each nonce is random (from the OS), secret and used exactly once: one
 //! reused or leaked nonce gives the private key away. A taken one is moved
 //! out of the pool and wiped when dropped; `Debug` shows none of them. When
-//! none is ready, orders sign with RFC 6979 as before.
+//! none is ready, orders sign with RFC 6979 as before. Nonces are made on a
+//! thread of their own at the lowest priority ([`background`]).
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -24,6 +25,8 @@ use k256::elliptic_curve::scalar::IsHigh;
 use k256::elliptic_curve::zeroize::Zeroize;
 use k256::{NonZeroScalar, ProjectivePoint, Scalar, U256};
 use tokio::sync::Notify;
+
+use crate::venues::background::{self, Nudge, Woken};
 
 /// The message-independent half of one ECDSA signature.
 struct Nonce {
@@ -87,8 +90,14 @@ impl Drop for Nonce {
 pub struct Presignatures {
     keep: usize,
     ready: Mutex<Vec<Nonce>>,
-    used: Notify,
+    used: Arc<Nudge>,
     refilled: Notify,
+}
+
+impl Drop for Presignatures {
+    fn drop(&mut self) {
+        self.used.close();
+    }
 }
 
 impl std::fmt::Debug for Presignatures {
@@ -106,11 +115,14 @@ impl std::fmt::Debug for Presignatures {
 const AFTER_USE: Duration = Duration::from_millis(20);
 
 impl Presignatures {
-    /// Starts keeping `keep` nonces ready. Needs a tokio runtime; the task
-    /// ends with the pool.
+    /// Starts keeping `keep` nonces ready. The thread that makes them ends
+    /// with the pool.
     pub fn start(keep: usize) -> Arc<Self> {
         let me = Arc::new(Self::empty(keep));
-        tokio::spawn(refill(Arc::downgrade(&me)));
+        let weak = Arc::downgrade(&me);
+        if let Err(e) = background::spawn("polymarket-nonces", move || refill(weak)) {
+            tracing::warn!(error = %e, "no Polymarket nonce thread; orders sign with RFC 6979");
+        }
         me
     }
 
@@ -123,7 +135,7 @@ impl Presignatures {
         Presignatures {
             keep: keep.max(1),
             ready: Mutex::new(Vec::with_capacity(keep.max(1))),
-            used: Notify::new(),
+            used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
         }
     }
@@ -146,22 +158,22 @@ impl Presignatures {
     /// good; `None` when none is ready.
     pub(crate) fn sign(&self, d: &Scalar, digest: H256) -> Option<[u8; 65]> {
         let nonce = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        self.used.notify_one();
+        self.used.nudge();
         nonce?.sign(d, digest)
     }
 }
 
-async fn refill(me: Weak<Presignatures>) {
+fn refill(me: Weak<Presignatures>) {
     loop {
         let Some(p) = me.upgrade() else { return };
         p.fill_now();
         p.refilled.notify_waiters();
-        // Held for at most one wait after the signer is gone; then the task ends.
-        if tokio::time::timeout(Duration::from_secs(60), p.used.notified())
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep(AFTER_USE).await;
+        let used = p.used.clone();
+        drop(p);
+        match used.wait(Duration::from_secs(60)) {
+            Woken::Nudged => std::thread::sleep(AFTER_USE),
+            Woken::TimedOut => {}
+            Woken::Closed => return,
         }
     }
 }
