@@ -10,6 +10,7 @@ pub mod bench;
 pub mod books;
 pub mod bus;
 pub mod config;
+pub mod cores;
 pub mod demo;
 pub mod domain;
 pub mod execution;

@@ -136,7 +136,7 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { duration } => {
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = doubletime::cores::runtime(config.pin_workers)?;
             rt.block_on(doubletime::app::run(
                 config,
                 duration.map(Duration::from_secs),
@@ -144,7 +144,7 @@ fn real_main() -> anyhow::Result<()> {
             ))
         }
         Command::Demo { duration, scenario } => {
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = doubletime::cores::runtime(config.pin_workers)?;
             rt.block_on(doubletime::demo::run_demo(
                 config,
                 duration.map(Duration::from_secs),
@@ -187,7 +187,7 @@ fn real_main() -> anyhow::Result<()> {
                 spin: Duration::from_micros(spin_us),
                 only,
             };
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = doubletime::cores::runtime(config.pin_workers)?;
             let report = rt.block_on(doubletime::bench::run(&config, &opts))?;
             print!("{}", report.to_markdown());
             Ok(())

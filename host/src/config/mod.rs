@@ -215,6 +215,10 @@ pub struct Config {
     /// asleep pays a wake-up of tens of µs. The poll burns its core meanwhile:
     /// raise it where the strategy thread has a core of its own.
     pub strategy_spin_us: u64,
+    /// Pins each async worker to a core of its own (`DOUBLETIME_PIN_WORKERS`,
+    /// default on; Linux only). Keeps a worker woken mid-order from taking the
+    /// order's core. Turn it off where other busy processes share the cores.
+    pub pin_workers: bool,
     pub api: ApiConfig,
     pub kalshi: KalshiConfig,
     pub polymarket: PolymarketConfig,
@@ -241,6 +245,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             strategy_spin_us: 50,
+            pin_workers: true,
             api: ApiConfig::default(),
             kalshi: KalshiConfig::default(),
             polymarket: PolymarketConfig::default(),
@@ -385,6 +390,9 @@ impl Config {
         }
         if let Some(v) = env("DOUBLETIME_STRATEGY_SPIN_US") {
             self.strategy_spin_us = parse_env("DOUBLETIME_STRATEGY_SPIN_US", &v)?;
+        }
+        if let Some(v) = env("DOUBLETIME_PIN_WORKERS") {
+            self.pin_workers = parse_bool("DOUBLETIME_PIN_WORKERS", &v)?;
         }
         if let Some(v) = env("DOUBLETIME_API_BIND") {
             self.api.bind = parse_env("DOUBLETIME_API_BIND", &v)?;
@@ -621,6 +629,19 @@ mod tests {
         assert_eq!(cfg.min_profit_threshold, Decimal::new(2, 2));
         assert_eq!(cfg.kalshi.fee_rate, Decimal::new(35, 3));
         assert_eq!(cfg.minimum_wallet_balance, Decimal::new(10050, 2));
+    }
+
+    #[test]
+    fn pinning_the_workers_is_on_by_default_and_set_from_the_file_or_the_environment() {
+        assert!(Config::default().pin_workers);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "pin_workers = false\n").unwrap();
+        assert!(!Config::load(Some(&path), env(&[])).unwrap().pin_workers);
+        let cfg = Config::load(Some(&path), env(&[("DOUBLETIME_PIN_WORKERS", "on")])).unwrap();
+        assert!(cfg.pin_workers, "the environment wins");
+        let err = Config::load(None, env(&[("DOUBLETIME_PIN_WORKERS", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("DOUBLETIME_PIN_WORKERS"), "{err}");
     }
 
     #[test]

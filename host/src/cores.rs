@@ -1,0 +1,128 @@
+//! How the host's async workers use the machine's cores.
+//!
+//! Measured on the 2-core VM (`BENCHMARKS.md`): when one tokio worker wakes
+//! another mid-order (a connection task handed over, a task yielded), the
+//! kernel may place the woken worker on the waker's core and let it run
+//! there, and the order waits a whole scheduler slice (0.7–1.0 ms) for its
+//! core back. With each worker pinned to a core of its own, a woken worker
+//! runs on its own core or waits there; the order path keeps its core. Work
+//! stealing between the workers still balances the tasks.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The multi-threaded runtime the host runs on: one worker per core, each
+/// pinned to a core of its own when `pin_workers` is set (Linux; elsewhere
+/// unpinned).
+pub fn runtime(pin_workers: bool) -> io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if pin_workers {
+        let cores = sys::allowed_cores().unwrap_or_default();
+        if cores.len() > 1 {
+            let next = AtomicUsize::new(0);
+            // Only workers park, so this pins workers and never the blocking
+            // pool's threads; each pins itself once, at its first park.
+            builder.on_thread_park(move || {
+                thread_local!(static PINNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+                PINNED.with(|pinned| {
+                    if !pinned.replace(true) {
+                        let core = cores[next.fetch_add(1, Ordering::Relaxed) % cores.len()];
+                        if let Err(e) = sys::pin_to(core) {
+                            tracing::warn!(core, error = %e, "could not pin a tokio worker");
+                        }
+                    }
+                })
+            });
+        }
+    }
+    builder.build()
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use std::io;
+
+    /// The cores this process may run on (its affinity mask, which a
+    /// container's cpuset narrows), in order.
+    pub fn allowed_cores() -> io::Result<Vec<usize>> {
+        // SAFETY: a zeroed cpu_set_t is an empty set; the kernel fills it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let r =
+            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `core` is below CPU_SETSIZE.
+            .filter(|&core| unsafe { libc::CPU_ISSET(core, &set) })
+            .collect())
+    }
+
+    /// Pins the calling thread to `core`.
+    pub fn pin_to(core: usize) -> io::Result<()> {
+        // SAFETY: as above; tid 0 is the calling thread.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(core, &mut set) };
+        let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    pub fn allowed_cores() -> std::io::Result<Vec<usize>> {
+        Err(std::io::Error::other("pinning is Linux only"))
+    }
+
+    pub fn pin_to(_: usize) -> std::io::Result<()> {
+        Err(std::io::Error::other("pinning is Linux only"))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Each worker ends up on one core of its own; a blocking thread keeps
+    /// every core the process may use.
+    #[test]
+    fn pinned_workers_each_run_on_one_core_and_blocking_threads_stay_free() {
+        let allowed = sys::allowed_cores().unwrap();
+        let rt = runtime(true).unwrap();
+        let (worker_cores, blocking) = rt.block_on(async {
+            let mut cores = Vec::new();
+            // Tasks spawned from outside land on any worker; each reports the
+            // mask of the worker it ran on (after that worker's first park).
+            for _ in 0..64 {
+                tokio::task::yield_now().await;
+                let mask = tokio::spawn(async { sys::allowed_cores().unwrap() })
+                    .await
+                    .unwrap();
+                cores.push(mask);
+            }
+            let blocking = tokio::task::spawn_blocking(|| sys::allowed_cores().unwrap())
+                .await
+                .unwrap();
+            (cores, blocking)
+        });
+        assert_eq!(blocking, allowed, "the blocking pool is not pinned");
+        if allowed.len() > 1 {
+            // A worker not yet parked runs unpinned; every pinned one has one core.
+            let pinned: Vec<_> = worker_cores.iter().filter(|m| m.len() == 1).collect();
+            assert!(!pinned.is_empty(), "{worker_cores:?}");
+            assert!(pinned.iter().all(|m| allowed.contains(&m[0])));
+        }
+        let unpinned = runtime(false).unwrap();
+        let mask = unpinned.block_on(async {
+            tokio::spawn(async { sys::allowed_cores().unwrap() })
+                .await
+                .unwrap()
+        });
+        assert_eq!(mask, allowed);
+    }
+}
