@@ -6,7 +6,8 @@
 //! there, and the order waits a whole scheduler slice (0.7–1.0 ms) for its
 //! core back. With each worker pinned to a core of its own, a woken worker
 //! runs on its own core or waits there; the order path keeps its core. Work
-//! stealing between the workers still balances the tasks.
+//! stealing between the workers still balances the tasks. The feeds pay for
+//! it (they cannot move to the idle core), so it is off unless configured.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -216,8 +216,9 @@ pub struct Config {
     /// raise it where the strategy thread has a core of its own.
     pub strategy_spin_us: u64,
     /// Pins each async worker to a core of its own (`DOUBLETIME_PIN_WORKERS`,
-    /// default on; Linux only). Keeps a worker woken mid-order from taking the
-    /// order's core. Turn it off where other busy processes share the cores.
+    /// default off; Linux only). Keeps a worker woken mid-order from taking
+    /// the order's core, at a cost to the feeds (BENCHMARKS.md); only for a
+    /// machine the host has to itself.
     pub pin_workers: bool,
     pub api: ApiConfig,
     pub kalshi: KalshiConfig,
@@ -245,7 +246,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             strategy_spin_us: 50,
-            pin_workers: true,
+            pin_workers: false,
             api: ApiConfig::default(),
             kalshi: KalshiConfig::default(),
             polymarket: PolymarketConfig::default(),
@@ -632,14 +633,14 @@ mod tests {
     }
 
     #[test]
-    fn pinning_the_workers_is_on_by_default_and_set_from_the_file_or_the_environment() {
-        assert!(Config::default().pin_workers);
+    fn pinning_the_workers_is_off_by_default_and_set_from_the_file_or_the_environment() {
+        assert!(!Config::default().pin_workers);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("doubletime.toml");
-        std::fs::write(&path, "pin_workers = false\n").unwrap();
-        assert!(!Config::load(Some(&path), env(&[])).unwrap().pin_workers);
-        let cfg = Config::load(Some(&path), env(&[("DOUBLETIME_PIN_WORKERS", "on")])).unwrap();
-        assert!(cfg.pin_workers, "the environment wins");
+        std::fs::write(&path, "pin_workers = true\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).unwrap().pin_workers);
+        let cfg = Config::load(Some(&path), env(&[("DOUBLETIME_PIN_WORKERS", "off")])).unwrap();
+        assert!(!cfg.pin_workers, "the environment wins");
         let err = Config::load(None, env(&[("DOUBLETIME_PIN_WORKERS", "maybe")])).unwrap_err();
         assert!(err.to_string().contains("DOUBLETIME_PIN_WORKERS"), "{err}");
     }
