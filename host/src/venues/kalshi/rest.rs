@@ -158,7 +158,8 @@ impl KalshiRest {
 
     /// Keeps `keep` signatures of the order endpoint ready, each used once and
     /// at most `max_age` old, so placing an order does not sign on its path
-    /// (the body is not signed, §1.2). Needs a tokio runtime and a signer.
+    /// (the body is not signed, §1.2). Needs a signer; the signing runs on a
+    /// low-priority thread of its own.
     pub fn with_presigned_orders(mut self, keep: usize, max_age: Duration) -> Self {
         if let Some(signer) = &self.signer
             && !max_age.is_zero()

@@ -146,7 +146,7 @@ impl PolySigner {
 
     /// Keeps `keep` ECDSA nonces ready, so an order's signature is finished
     /// in a few microseconds instead of made on the order path
-    /// ([`super::presign`]). Needs a tokio runtime.
+    /// ([`super::presign`]), made on a low-priority thread of its own.
     pub fn with_presignatures(mut self, keep: usize) -> Self {
         self.presigned = Some(super::presign::Presignatures::start(keep));
         self
