@@ -42,15 +42,16 @@ impl Nonce {
     /// A fresh random nonce, or `None` in the negligible cases Ethereum
     /// cannot express (`r = 0`, or `R.x ≥ n`, whose recovery id needs v > 28).
     fn new() -> Option<Nonce> {
-        let k = NonZeroScalar::random(&mut rand::rngs::OsRng);
+        let mut k = NonZeroScalar::random(&mut rand::rngs::OsRng);
         let big_r = ProjectivePoint::mul_by_generator(&*k).to_affine();
         let x = big_r.x();
         let r = <Scalar as Reduce<U256>>::reduce_bytes(&x);
-        if bool::from(r.is_zero()) || r.to_repr() != x {
-            return None;
-        }
+        let usable = !bool::from(r.is_zero()) && r.to_repr() == x;
+        let k_inv: Option<Scalar> = if usable { k.invert().into() } else { None };
+        // Only k⁻¹ is kept: k itself is wiped, whichever way this ends.
+        k.zeroize();
         Some(Nonce {
-            k_inv: Option::from(k.invert())?,
+            k_inv: k_inv?,
             r,
             y_odd: big_r.y_is_odd().into(),
         })
