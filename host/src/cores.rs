@@ -21,6 +21,15 @@ pub fn runtime(pin_workers: bool) -> io::Result<tokio::runtime::Runtime> {
     if pin_workers {
         let cores = sys::allowed_cores().unwrap_or_default();
         if cores.len() > 1 {
+            // A new thread inherits its creator's mask, and tokio creates a
+            // blocking-pool thread on the thread that calls `spawn_blocking`:
+            // every pool thread starts free again (workers pin at first park).
+            let all = cores.clone();
+            builder.on_thread_start(move || {
+                if let Err(e) = sys::allow(&all) {
+                    tracing::warn!(error = %e, "could not free a runtime thread's cores");
+                }
+            });
             let next = AtomicUsize::new(0);
             // Only workers park, so this pins workers and never the blocking
             // pool's threads; each pins itself once, at its first park.
@@ -62,9 +71,16 @@ mod sys {
 
     /// Pins the calling thread to `core`.
     pub fn pin_to(core: usize) -> io::Result<()> {
+        allow(&[core])
+    }
+
+    /// Lets the calling thread run on `cores`.
+    pub fn allow(cores: &[usize]) -> io::Result<()> {
         // SAFETY: as above; tid 0 is the calling thread.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::CPU_SET(core, &mut set) };
+        for &core in cores {
+            unsafe { libc::CPU_SET(core, &mut set) };
+        }
         let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
         if r == 0 {
             Ok(())
@@ -81,6 +97,10 @@ mod sys {
     }
 
     pub fn pin_to(_: usize) -> std::io::Result<()> {
+        Err(std::io::Error::other("pinning is Linux only"))
+    }
+
+    pub fn allow(_: &[usize]) -> std::io::Result<()> {
         Err(std::io::Error::other("pinning is Linux only"))
     }
 }
@@ -106,9 +126,14 @@ mod tests {
                     .unwrap();
                 cores.push(mask);
             }
-            let blocking = tokio::task::spawn_blocking(|| sys::allowed_cores().unwrap())
-                .await
-                .unwrap();
+            // From a (pinned) worker: the new pool thread must not inherit its core.
+            let blocking = tokio::spawn(async {
+                tokio::task::spawn_blocking(|| sys::allowed_cores().unwrap())
+                    .await
+                    .unwrap()
+            })
+            .await
+            .unwrap();
             (cores, blocking)
         });
         assert_eq!(blocking, allowed, "the blocking pool is not pinned");

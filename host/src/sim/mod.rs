@@ -249,17 +249,25 @@ async fn serve(
     }));
     let k_addr = kalshi_listener.local_addr()?;
     let p_addr = poly_listener.local_addr()?;
+    let (kalshi_listener, poly_listener) = (
+        wire_clock::StampedListener::new(kalshi_listener),
+        wire_clock::StampedListener::new(poly_listener),
+    );
+    // Orders' write times are only known once the kernel stamps segments.
+    if cfg!(target_os = "linux") && !wire_clock::stamping_live(Duration::from_millis(250)).await {
+        tracing::debug!("simulator: no receive timestamps; order write times are unknown");
+    }
     let (inject, injected) = mpsc::unbounded_channel();
     let kalshi_app = kalshi::router(state.clone(), config.kalshi_auth.clone());
     let poly_app = polymarket::router(state.clone());
     let mut tasks = vec![
         tokio::spawn(async move {
             let app = kalshi_app.into_make_service_with_connect_info::<wire_clock::WireClock>();
-            let _ = axum::serve(wire_clock::StampedListener::new(kalshi_listener), app).await;
+            let _ = axum::serve(kalshi_listener, app).await;
         }),
         tokio::spawn(async move {
             let app = poly_app.into_make_service_with_connect_info::<wire_clock::WireClock>();
-            let _ = axum::serve(wire_clock::StampedListener::new(poly_listener), app).await;
+            let _ = axum::serve(poly_listener, app).await;
         }),
     ];
     if driven {

@@ -80,6 +80,39 @@ impl axum::serve::Listener for StampedListener {
     }
 }
 
+/// Waits (up to `within`) until the kernel stamps segments on loopback.
+/// Linux turns stamping on for the whole system when the first socket asks,
+/// but a moment later (from a work queue), so segments that arrive right
+/// after the simulator's listeners asked may carry none. A probe connection
+/// sends a byte at a time until one arrives stamped. `false` if none did.
+pub async fn stamping_live(within: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let probe = async {
+        let mut listener = StampedListener::new(TcpListener::bind("127.0.0.1:0").await?);
+        let addr = axum::serve::Listener::local_addr(&listener)?;
+        let mut client = TcpStream::connect(addr).await?;
+        let (mut server, _) = axum::serve::Listener::accept(&mut listener).await;
+        loop {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            client.write_all(b"?").await?;
+            let mut byte = [0u8; 1];
+            server.read_exact(&mut byte).await?;
+            if server.clock.last_written().is_some() {
+                return Ok::<bool, io::Error>(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            // No event tells when the kernel's switch flips: try again shortly.
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+    };
+    match tokio::time::timeout_at(deadline, probe).await {
+        Ok(Ok(live)) => live,
+        _ => false,
+    }
+}
+
 /// A TCP stream that notes the kernel's receive time of what it reads.
 pub struct StampedStream {
     io: TcpStream,
@@ -93,15 +126,19 @@ impl AsyncRead for StampedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             std::task::ready!(me.io.poll_read_ready(cx))?;
             match me
                 .io
                 .try_io(tokio::io::Interest::READABLE, || sys::read(&me.io, buf))
             {
-                Ok(stamp) => {
-                    if let Some(at) = stamp {
-                        me.clock.0.store(at, Ordering::Relaxed);
+                Ok((read, stamp)) => {
+                    // Bytes without a stamp must not inherit the last one.
+                    if read > 0 {
+                        me.clock.0.store(stamp.unwrap_or(0), Ordering::Relaxed);
                     }
                     return Poll::Ready(Ok(()));
                 }
@@ -167,9 +204,10 @@ mod sys {
         }
     }
 
-    /// One non-blocking `recvmsg` into `buf`'s free space; the receive time
-    /// (µs since the epoch) of the last segment read, if the kernel gave one.
-    pub fn read(io: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<Option<u64>> {
+    /// One non-blocking `recvmsg` into `buf`'s free space: the bytes read,
+    /// and the receive time (µs since the epoch) of the last segment read, if
+    /// the kernel gave one.
+    pub fn read(io: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<(usize, Option<u64>)> {
         // SAFETY: the kernel only writes into the unfilled part, and only the
         // `n` bytes it reports are marked initialised below.
         let free = unsafe { buf.unfilled_mut() };
@@ -207,7 +245,7 @@ mod sys {
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
         }
-        Ok(stamp.filter(|&at| at > 0))
+        Ok((n, stamp.filter(|&at| at > 0)))
     }
 }
 
@@ -222,10 +260,10 @@ mod sys {
         Err(io::Error::other("receive timestamps are Linux only"))
     }
 
-    pub fn read(io: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<Option<u64>> {
+    pub fn read(io: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<(usize, Option<u64>)> {
         let n = io.try_read(buf.initialize_unfilled())?;
         buf.advance(n);
-        Ok(None)
+        Ok((n, None))
     }
 }
 
@@ -238,35 +276,24 @@ mod tests {
     /// time, not the read's.
     #[tokio::test]
     async fn a_read_reports_when_its_bytes_were_written_not_when_they_were_read() {
+        let linux = cfg!(target_os = "linux");
         let mut listener = StampedListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        if linux {
+            assert!(stamping_live(std::time::Duration::from_secs(5)).await);
+        }
         let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let (accepted, go) = tokio::sync::oneshot::channel::<()>();
-        let client = tokio::spawn(async move {
-            let mut c = TcpStream::connect(addr).await.unwrap();
-            // Only bytes that arrive after the option is set are stamped, and
-            // the kernel may turn stamping on a moment later for the first
-            // socket that asks: one message first, unchecked.
-            go.await.unwrap();
-            c.write_all(b"warm").await.unwrap();
-            c.flush().await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let before = crate::strategy::now_micros();
-            c.write_all(b"hello").await.unwrap();
-            let after = crate::strategy::now_micros();
-            (c, before, after)
-        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
         let (mut server, _) = axum::serve::Listener::accept(&mut listener).await;
-        accepted.send(()).unwrap();
-        let mut warm = [0u8; 4];
-        server.read_exact(&mut warm).await.unwrap();
-        let (_c, before, after) = client.await.unwrap();
+        let before = crate::strategy::now_micros();
+        client.write_all(b"hello").await.unwrap();
+        let after = crate::strategy::now_micros();
         // Read well after the write.
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         let read_at = crate::strategy::now_micros();
         let mut got = [0u8; 5];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello");
-        if cfg!(target_os = "linux") {
+        if linux {
             let at = server.clock.last_written().expect("a receive timestamp");
             assert!(
                 (before..=after).contains(&at),
@@ -276,5 +303,8 @@ mod tests {
         }
         // The stream still writes as a plain one.
         server.write_all(b"ok").await.unwrap();
+        let mut ok = [0u8; 2];
+        client.read_exact(&mut ok).await.unwrap();
+        assert_eq!(&ok, b"ok");
     }
 }

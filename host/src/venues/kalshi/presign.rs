@@ -95,13 +95,21 @@ fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
             let mut ready = p.ready.lock().unwrap_or_else(|e| e.into_inner());
             ready.retain(|(at, _)| at.elapsed() < renew_after);
         }
-        while p.ready() < p.keep {
-            match signer.sign(crate::venues::http::now_ms(), "POST", &p.path) {
+        // At most `keep` signatures a round: where they go stale faster than
+        // they are made, the thread still waits (and sees the client go).
+        for _ in 0..p.keep {
+            if p.ready() >= p.keep {
+                break;
+            }
+            // Aged from the timestamp it signs, not from when signing ended:
+            // at nice 19 on busy cores that can be much later.
+            let (signed_at, at_ms) = (Instant::now(), crate::venues::http::now_ms());
+            match signer.sign(at_ms, "POST", &p.path) {
                 Ok(h) => {
                     p.ready
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push_back((Instant::now(), h));
+                        .push_back((signed_at, h));
                     p.refilled.notify_waiters();
                 }
                 Err(e) => {

@@ -158,7 +158,23 @@ impl Presignatures {
     /// Signs `digest` with `d` using a ready nonce, which leaves the pool for
     /// good; `None` when none is ready.
     pub(crate) fn sign(&self, d: &Scalar, digest: H256) -> Option<[u8; 65]> {
-        let nonce = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let nonce = {
+            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            // Copied out and wiped in place first: `pop` alone would leave the
+            // used k⁻¹ in the vector's spare capacity, and with its published
+            // signature a used k⁻¹ gives the private key away.
+            let taken = ready.last_mut().map(|n| {
+                let copy = Nonce {
+                    k_inv: n.k_inv,
+                    r: n.r,
+                    y_odd: n.y_odd,
+                };
+                n.k_inv.zeroize();
+                copy
+            });
+            ready.pop();
+            taken
+        };
         self.used.nudge();
         nonce?.sign(d, digest)
     }
