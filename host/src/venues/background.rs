@@ -6,8 +6,13 @@
 //! else wants it.
 
 use std::io;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// How long after something is taken from a stock it is topped up again:
+/// the order that took it is on its way, and the refill waits until it is
+/// out rather than run beside it on 2 cores.
+pub const AFTER_USE: Duration = Duration::from_millis(20);
 
 /// Starts `name` running `work` at the lowest priority the system gives an
 /// unprivileged thread (nice 19 on Linux; elsewhere the default).
@@ -21,6 +26,33 @@ pub fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()>
             work()
         })
         .map(|_| ())
+}
+
+/// Keeps `owner`'s stock topped up on a thread of its own ([`spawn`]):
+/// `top_up` runs at once and returns how long to wait before it runs again;
+/// a nudge (something was taken) brings the next run forward to
+/// [`AFTER_USE`] later. The thread ends once the owner is dropped or closes
+/// `taken`.
+pub fn keep_topped_up<T: Send + Sync + 'static>(
+    name: &str,
+    owner: &Arc<T>,
+    taken: Arc<Nudge>,
+    top_up: impl Fn(&T) -> Duration + Send + 'static,
+) -> io::Result<()> {
+    let owner = Arc::downgrade(owner);
+    spawn(name, move || {
+        loop {
+            let Some(o) = owner.upgrade() else { return };
+            let wait = top_up(&o);
+            // Not held while waiting: the owner may go meanwhile.
+            drop(o);
+            match taken.wait(wait) {
+                Woken::Nudged => std::thread::sleep(AFTER_USE),
+                Woken::TimedOut => {}
+                Woken::Closed => return,
+            }
+        }
+    })
 }
 
 /// What woke a [`Nudge`] waiter.

@@ -2,20 +2,20 @@
 //!
 //! Kalshi signs `timestamp + METHOD + path` only — never the body (§1.2) — so
 //! the ~2.5 ms RSA-PSS signature of `POST /portfolio/events/orders` can be
-//! made before the order exists. A background task keeps a few fresh ones;
+//! made before the order exists. A background thread keeps a few fresh ones;
 //! each is used once and none older than `max_age` (the venue checks the
 //! timestamp against its clock), so an order goes out without signing on its
 //! path. When none is ready the request signs inline, as before. The signing
 //! runs on a thread of its own at the lowest priority ([`background`]).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::auth::{AuthHeaders, KalshiSigner};
-use crate::venues::background::{self, Nudge, Woken};
+use crate::venues::background::{self, Nudge};
 
 pub struct Presigner {
     /// The signed path, e.g. `/trade-api/v2/portfolio/events/orders`.
@@ -50,8 +50,9 @@ impl Presigner {
             used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
         });
-        let weak = Arc::downgrade(&me);
-        if let Err(e) = background::spawn("kalshi-presign", move || refill(weak, signer)) {
+        let taken = me.used.clone();
+        let refill = move |p: &Presigner| p.refill(&signer);
+        if let Err(e) = background::keep_topped_up("kalshi-presign", &me, taken, refill) {
             tracing::warn!(error = %e, "no Kalshi presigning thread; orders sign inline");
         }
         me
@@ -81,36 +82,32 @@ impl Presigner {
             .filter(|(at, _)| at.elapsed() <= self.max_age)
             .count()
     }
-}
 
-/// How long after a signature is taken the next one is made.
-const AFTER_USE: Duration = Duration::from_millis(20);
-
-fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
-    loop {
-        let Some(p) = me.upgrade() else { return };
+    /// Drops signatures past half their life and makes up to `keep` new
+    /// ones; returns when to look again.
+    fn refill(&self, signer: &KalshiSigner) -> Duration {
         // Renewed at half their life, so a taken one always has time left.
-        let renew_after = p.max_age / 2;
+        let renew_after = self.max_age / 2;
         {
-            let mut ready = p.ready.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
             ready.retain(|(at, _)| at.elapsed() < renew_after);
         }
         // At most `keep` signatures a round: where they go stale faster than
         // they are made, the thread still waits (and sees the client go).
-        for _ in 0..p.keep {
-            if p.ready() >= p.keep {
+        for _ in 0..self.keep {
+            if self.ready() >= self.keep {
                 break;
             }
             // Aged from the timestamp it signs, not from when signing ended:
             // at nice 19 on busy cores that can be much later.
             let (signed_at, at_ms) = (Instant::now(), crate::venues::http::now_ms());
-            match signer.sign(at_ms, "POST", &p.path) {
+            match signer.sign(at_ms, "POST", &self.path) {
                 Ok(h) => {
-                    p.ready
+                    self.ready
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push_back((signed_at, h));
-                    p.refilled.notify_waiters();
+                    self.refilled.notify_waiters();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Kalshi presigning failed; orders sign inline");
@@ -118,15 +115,7 @@ fn refill(me: Weak<Presigner>, signer: Arc<KalshiSigner>) {
                 }
             }
         }
-        let used = p.used.clone();
-        drop(p);
-        match used.wait(renew_after.max(Duration::from_millis(10))) {
-            // An order is on its way with the one just taken: the 2.5 ms of
-            // RSA work waits until it is out, not beside it on 2 cores.
-            Woken::Nudged => std::thread::sleep(AFTER_USE),
-            Woken::TimedOut => {}
-            Woken::Closed => return,
-        }
+        renew_after.max(Duration::from_millis(10))
     }
 }
 

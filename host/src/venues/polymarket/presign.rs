@@ -14,7 +14,7 @@
 //! none is ready, orders sign with RFC 6979 as before. Nonces are made on a
 //! thread of their own at the lowest priority ([`background`]).
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ethers_core::types::H256;
@@ -26,7 +26,7 @@ use k256::elliptic_curve::zeroize::Zeroize;
 use k256::{NonZeroScalar, ProjectivePoint, Scalar, U256};
 use tokio::sync::Notify;
 
-use crate::venues::background::{self, Nudge, Woken};
+use crate::venues::background::{self, Nudge};
 
 /// The message-independent half of one ECDSA signature.
 struct Nonce {
@@ -87,7 +87,7 @@ impl Drop for Nonce {
     }
 }
 
-/// A pool of nonces kept full by a background task.
+/// A pool of nonces kept full by a background thread.
 pub struct Presignatures {
     keep: usize,
     ready: Mutex<Vec<Nonce>>,
@@ -110,18 +110,19 @@ impl std::fmt::Debug for Presignatures {
     }
 }
 
-/// How long after a nonce is taken the pool is topped up again: the order
-/// it signed is on its way, and the refill (~50 µs a nonce) waits until it
-/// is out rather than run beside it on 2 cores.
-const AFTER_USE: Duration = Duration::from_millis(20);
-
 impl Presignatures {
     /// Starts keeping `keep` nonces ready. The thread that makes them ends
     /// with the pool.
     pub fn start(keep: usize) -> Arc<Self> {
         let me = Arc::new(Self::empty(keep));
-        let weak = Arc::downgrade(&me);
-        if let Err(e) = background::spawn("polymarket-nonces", move || refill(weak)) {
+        let taken = me.used.clone();
+        let refill = |p: &Presignatures| {
+            p.fill_now();
+            p.refilled.notify_waiters();
+            // Nonces do not age: only a take calls for more.
+            Duration::from_secs(60)
+        };
+        if let Err(e) = background::keep_topped_up("polymarket-nonces", &me, taken, refill) {
             tracing::warn!(error = %e, "no Polymarket nonce thread; orders sign with RFC 6979");
         }
         me
@@ -177,21 +178,6 @@ impl Presignatures {
         };
         self.used.nudge();
         nonce?.sign(d, digest)
-    }
-}
-
-fn refill(me: Weak<Presignatures>) {
-    loop {
-        let Some(p) = me.upgrade() else { return };
-        p.fill_now();
-        p.refilled.notify_waiters();
-        let used = p.used.clone();
-        drop(p);
-        match used.wait(Duration::from_secs(60)) {
-            Woken::Nudged => std::thread::sleep(AFTER_USE),
-            Woken::TimedOut => {}
-            Woken::Closed => return,
-        }
     }
 }
 
