@@ -38,7 +38,7 @@ pub fn runtime(pin_workers: bool) -> io::Result<tokio::runtime::Runtime> {
                 PINNED.with(|pinned| {
                     if !pinned.replace(true) {
                         let core = cores[next.fetch_add(1, Ordering::Relaxed) % cores.len()];
-                        if let Err(e) = sys::pin_to(core) {
+                        if let Err(e) = sys::allow(&[core]) {
                             tracing::warn!(core, error = %e, "could not pin a tokio worker");
                         }
                     }
@@ -69,11 +69,6 @@ mod sys {
             .collect())
     }
 
-    /// Pins the calling thread to `core`.
-    pub fn pin_to(core: usize) -> io::Result<()> {
-        allow(&[core])
-    }
-
     /// Lets the calling thread run on `cores`.
     pub fn allow(cores: &[usize]) -> io::Result<()> {
         // SAFETY: as above; tid 0 is the calling thread.
@@ -93,10 +88,6 @@ mod sys {
 #[cfg(not(target_os = "linux"))]
 mod sys {
     pub fn allowed_cores() -> std::io::Result<Vec<usize>> {
-        Err(std::io::Error::other("pinning is Linux only"))
-    }
-
-    pub fn pin_to(_: usize) -> std::io::Result<()> {
         Err(std::io::Error::other("pinning is Linux only"))
     }
 

@@ -147,9 +147,8 @@ impl PolySigner {
     /// Keeps `keep` ECDSA nonces ready, so an order's signature is finished
     /// in a few microseconds instead of made on the order path
     /// ([`super::presign`]), made on a low-priority thread of its own.
-    pub fn with_presignatures(mut self, keep: usize) -> Self {
-        self.presigned = Some(super::presign::Presignatures::start(keep));
-        self
+    pub fn with_presignatures(self, keep: usize) -> Self {
+        self.with_presignature_pool(super::presign::Presignatures::start(keep))
     }
 
     /// Signs orders from `pool` (which something else keeps filled).
@@ -159,11 +158,6 @@ impl PolySigner {
     ) -> Self {
         self.presigned = Some(pool);
         self
-    }
-
-    /// Order nonces ready now (0 without presigning).
-    pub fn presigned_ready(&self) -> usize {
-        self.presigned.as_ref().map_or(0, |p| p.ready())
     }
 
     /// Signs an order's EIP-712 digest like [`Self::sign_digest`], with a
