@@ -49,6 +49,25 @@ pub fn runtime(pin_workers: bool) -> io::Result<tokio::runtime::Runtime> {
     builder.build()
 }
 
+/// The cores the calling thread may run on (its affinity mask, which a
+/// container's cpuset narrows), in order; Linux only.
+pub fn allowed_cores() -> io::Result<Vec<usize>> {
+    sys::allowed_cores()
+}
+
+/// Confines the calling thread, and every thread it creates from now on, to
+/// `cores`; Linux only.
+pub fn confine(cores: &[usize]) -> io::Result<()> {
+    sys::allow(cores)
+}
+
+/// Whether the calling thread may run on more than one core: a thread that
+/// polls instead of parking only gains where the thread it waits for can run
+/// meanwhile. Where the mask cannot be read, assume it can.
+pub fn has_a_second_core() -> bool {
+    sys::allowed_cores().map_or(true, |c| c.len() > 1)
+}
+
 #[cfg(target_os = "linux")]
 mod sys {
     use std::io;
@@ -141,5 +160,27 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(mask, allowed);
+    }
+
+    /// A confined thread sees one core, and so does every thread it starts;
+    /// a thread elsewhere keeps its own mask.
+    #[test]
+    fn a_confined_thread_and_its_children_keep_to_its_core() {
+        let allowed = allowed_cores().unwrap();
+        let core = *allowed.last().unwrap();
+        let (mine, child, second) = std::thread::spawn(move || {
+            confine(&[core]).unwrap();
+            let child = std::thread::spawn(|| (allowed_cores().unwrap(), has_a_second_core()))
+                .join()
+                .unwrap();
+            (allowed_cores().unwrap(), child.0, child.1)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(mine, [core]);
+        assert_eq!(child, [core]);
+        assert!(!second, "one core: no second one to poll beside");
+        assert_eq!(allowed_cores().unwrap(), allowed);
+        assert_eq!(has_a_second_core(), allowed.len() > 1);
     }
 }

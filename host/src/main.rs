@@ -91,6 +91,11 @@ enum Command {
         /// Run only these phases (comma-separated); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<doubletime::bench::Phase>,
+        /// The loopback phase's core layouts (comma-separated): the host on
+        /// one core and the simulator on the others, and both sharing every
+        /// core; both by default.
+        #[arg(long, value_delimiter = ',')]
+        layout: Vec<doubletime::bench::LayoutKind>,
     },
     /// Load the configuration, print it (secrets redacted) and exit.
     CheckConfig,
@@ -178,6 +183,7 @@ fn real_main() -> anyhow::Result<()> {
             swaps,
             spin_us,
             only,
+            layout,
         } => {
             let opts = doubletime::bench::BenchOptions {
                 plugins_dir: plugins,
@@ -186,6 +192,7 @@ fn real_main() -> anyhow::Result<()> {
                 swaps,
                 spin: Duration::from_micros(spin_us),
                 only,
+                layouts: layout,
             };
             let rt = doubletime::cores::runtime(config.pin_workers)?;
             let report = rt.block_on(doubletime::bench::run(&config, &opts))?;

@@ -27,8 +27,54 @@ use crate::venues::kalshi::{KalshiSigner, KalshiVerifier};
 use crate::venues::polymarket::rest::PolymarketRest;
 use crate::venues::polymarket::{ApiCreds, PolySigner};
 
+/// Which cores the host and the simulator run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Both on every core, one runtime: the kernel and tokio place them.
+    Shared,
+    /// The host's threads (its runtime, the strategy thread, the presigners,
+    /// the store's) confined to `host`; the simulator, standing in for venues
+    /// that run on machines of their own, on a runtime confined to `venues`.
+    Split {
+        host: Vec<usize>,
+        venues: Vec<usize>,
+    },
+}
+
+impl Layout {
+    /// The host on the first core this process may use, the simulator on
+    /// the others; `None` with fewer than two cores.
+    pub fn split() -> Option<Layout> {
+        let cores = crate::cores::allowed_cores().ok()?;
+        let (host, venues) = cores.split_first()?;
+        (!venues.is_empty()).then(|| Layout::Split {
+            host: vec![*host],
+            venues: venues.to_vec(),
+        })
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |cores: &[usize]| {
+            cores
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Layout::Shared => write!(f, "shared"),
+            Layout::Split { host, venues } => {
+                write!(f, "host {}, simulator {}", list(host), list(venues))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Loopback {
+    pub layout: Layout,
     pub pairs: usize,
     pub plugins: usize,
     pub seconds: u64,
@@ -172,6 +218,66 @@ pub async fn measure(
     cache: &Path,
     pairs: usize,
     seconds: u64,
+    layout: &Layout,
+) -> anyhow::Result<Loopback> {
+    let Layout::Split { host, venues } = layout else {
+        return measure_on(plugins, cache, pairs, seconds, None).await;
+    };
+    // Runtimes of their own, driven from a thread outside this one.
+    let (plugins, cache) = (plugins.to_vec(), cache.to_path_buf());
+    let (host, venues) = (host.clone(), venues.clone());
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-host".into())
+        .spawn(move || {
+            let run = || {
+                let venues_rt = confined_runtime(&venues)?;
+                // Threads inherit their creator's cores: the strategy
+                // thread, the presigners and the store's threads stay here.
+                crate::cores::confine(&host).context("confining the host")?;
+                let host_rt = confined_runtime(&host)?;
+                let sim_runtime = venues_rt.handle().clone();
+                let l = host_rt.block_on(measure_on(
+                    &plugins,
+                    &cache,
+                    pairs,
+                    seconds,
+                    Some(sim_runtime),
+                ));
+                host_rt.shutdown_timeout(Duration::from_secs(5));
+                venues_rt.shutdown_timeout(Duration::from_secs(5));
+                l
+            };
+            let _ = done.send(run());
+        })
+        .context("starting the bench's host thread")?;
+    let mut l = result.await.context("the bench's host thread ended")??;
+    l.layout = layout.clone();
+    Ok(l)
+}
+
+/// A runtime with one worker per core of `cores`, every thread of it confined there.
+fn confined_runtime(cores: &[usize]) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mine = cores.to_vec();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.len().max(1))
+        .enable_all()
+        .on_thread_start(move || {
+            if let Err(e) = crate::cores::confine(&mine) {
+                tracing::warn!(error = %e, "could not confine a bench runtime thread");
+            }
+        })
+        .build()
+        .context("building a bench runtime")
+}
+
+/// One cell, with the simulator on `sim_runtime` (this one when `None`).
+async fn measure_on(
+    plugins: &[(String, Arc<Vec<u8>>)],
+    cache: &Path,
+    pairs: usize,
+    seconds: u64,
+    sim_runtime: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<Loopback> {
     let dir = super::Scratch::new("host")?;
     let plugins_dir = dir.path().join("plugins");
@@ -186,7 +292,7 @@ pub async fn measure(
         .map(|(p, _)| SimPair::from(p))
         .collect();
     let (signer, verifier) = kalshi_key()?;
-    let sim = sim::start(SimConfig {
+    let sim_config = SimConfig {
         pairs: sim_pairs.clone(),
         scenario: Scenario {
             seed: 5,
@@ -194,8 +300,12 @@ pub async fn measure(
             events: sim_pairs.iter().skip(MOVING).map(hold).collect(),
         },
         kalshi_auth: Some(sim::kalshi_signature_check(verifier)),
-    })
-    .await?;
+    };
+    // The simulator's listeners, servers and driver live on the runtime it starts on.
+    let sim = match sim_runtime {
+        Some(rt) => rt.spawn(sim::start(sim_config)).await??,
+        None => sim::start(sim_config).await?,
+    };
     // Enough cash on both venues that no cell runs out (one pair trades every window).
     for venue in Venue::ALL {
         sim.set_balance(venue, rust_decimal::Decimal::from(1_000_000));
@@ -310,6 +420,7 @@ pub async fn measure(
     let matched = match_orders(&traces, &sent, &arrivals);
     let tick_to_hand_over = match_handovers(&traces, &handovers);
     Ok(Loopback {
+        layout: Layout::Shared,
         pairs,
         plugins: plugins.len(),
         seconds,

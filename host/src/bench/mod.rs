@@ -42,6 +42,18 @@ pub struct BenchOptions {
     pub spin: std::time::Duration,
     /// The phases to run; all of them when empty.
     pub only: Vec<Phase>,
+    /// Where the loopback phase puts the host and the simulator; both
+    /// layouts when empty (split only where there are two cores).
+    pub layouts: Vec<LayoutKind>,
+}
+
+/// The loopback phase's core layouts (see [`loopback::Layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutKind {
+    /// The host on one core, the simulator on the others.
+    Split,
+    /// Host and simulator on every core together.
+    Shared,
 }
 
 /// One part of the bench, to run alone (e.g. under `perf record`).
@@ -168,16 +180,34 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
             tokio::task::spawn_blocking(|| wake::measure(300, std::time::Duration::from_millis(5)))
                 .await??,
         );
-        for pairs in PAIRS {
-            for plugins in &sets {
-                tracing::info!(
-                    pairs,
-                    plugins = plugins.len(),
-                    "bench: the host against the simulator on loopback"
-                );
-                reset_peak_rss();
-                let l = loopback::measure(plugins, &cache, pairs, opts.seconds).await?;
-                loopback.push((l, peak_rss_kib()));
+        let kinds = if opts.layouts.is_empty() {
+            vec![LayoutKind::Split, LayoutKind::Shared]
+        } else {
+            opts.layouts.clone()
+        };
+        let mut layouts = Vec::new();
+        for kind in kinds {
+            match kind {
+                LayoutKind::Shared => layouts.push(loopback::Layout::Shared),
+                LayoutKind::Split => match loopback::Layout::split() {
+                    Some(split) => layouts.push(split),
+                    None => tracing::warn!("bench: one core only, no split layout"),
+                },
+            }
+        }
+        for layout in &layouts {
+            for pairs in PAIRS {
+                for plugins in &sets {
+                    tracing::info!(
+                        pairs,
+                        plugins = plugins.len(),
+                        %layout,
+                        "bench: the host against the simulator on loopback"
+                    );
+                    reset_peak_rss();
+                    let l = loopback::measure(plugins, &cache, pairs, opts.seconds, layout).await?;
+                    loopback.push((l, peak_rss_kib()));
+                }
             }
         }
     }
@@ -318,6 +348,7 @@ impl BenchReport {
             table(
                 &mut s,
                 &[
+                    "cores",
                     &format!(
                         "pairs on loopback ({} s of windows, at most {} moving)",
                         first.seconds,
@@ -338,7 +369,8 @@ impl BenchReport {
         for (l, rss) in &self.loopback {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} | {} | {} |",
+                l.layout,
                 count(l.pairs as f64),
                 l.plugins,
                 l.start_up.as_secs_f64(),
@@ -360,7 +392,7 @@ impl BenchReport {
         let names = stage_names(&stages);
         if !names.is_empty() {
             let headers: Vec<String> = names.iter().map(|n| format!("{n}, p50 / p99")).collect();
-            let mut columns = vec!["tick-to-order's stages: pairs", "plugins"];
+            let mut columns = vec!["cores", "tick-to-order's stages: pairs", "plugins"];
             columns.extend(headers.iter().map(String::as_str));
             table(&mut s, &columns);
         }
@@ -376,7 +408,8 @@ impl BenchReport {
                 .collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
+                l.layout,
                 count(l.pairs as f64),
                 l.plugins,
                 cells.join(" | ")
@@ -567,6 +600,7 @@ mod tests {
             };
             (
                 loopback::Loopback {
+                    layout: loopback::Layout::Shared,
                     pairs,
                     plugins: 1,
                     seconds: 1,
@@ -600,9 +634,12 @@ mod tests {
             md.contains("| plugins | risk, p50 / p99 | intent, p50 / p99 |"),
             "{md}"
         );
-        assert!(md.contains("| 1 | 1 | 1.0 µs / 1.0 µs | — |"), "{md}");
         assert!(
-            md.contains("| 1,000 | 1 | 2.0 µs / 2.0 µs | 3.00 ms / 3.00 ms |"),
+            md.contains("| shared | 1 | 1 | 1.0 µs / 1.0 µs | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| shared | 1,000 | 1 | 2.0 µs / 2.0 µs | 3.00 ms / 3.00 ms |"),
             "{md}"
         );
         // Every row of each table has as many cells as its header.

@@ -252,6 +252,7 @@ impl StrategyRuntime {
                     shared: worker_shared,
                     slots: Vec::new(),
                     view: view::empty_view(),
+                    may_spin: crate::cores::has_a_second_core(),
                 }
                 .run(rx, rx_books)
             })
@@ -685,6 +686,9 @@ struct Worker {
     shared: Arc<Shared>,
     slots: Vec<Slot>,
     view: MarketView,
+    /// Confined to one core, polling would only keep the feed that ends the
+    /// poll off that core: the thread parks at once instead.
+    may_spin: bool,
 }
 
 fn venue(v: WitVenue) -> Venue {
@@ -715,8 +719,13 @@ impl Worker {
                     Err(mpsc::TryRecvError::Disconnected) => return,
                 }
             }
-            let next = spin_recv(&books, self.shared.host.limits().spin)
-                .or_else(|| books.recv_timeout(Duration::from_secs(1)));
+            let spin = if self.may_spin {
+                self.shared.host.limits().spin
+            } else {
+                Duration::ZERO
+            };
+            let next =
+                spin_recv(&books, spin).or_else(|| books.recv_timeout(Duration::from_secs(1)));
             match next {
                 Some((pair, changed)) => self.evaluate(&pair, changed),
                 None if books.is_closed() => return,
