@@ -84,8 +84,8 @@ pub struct Loopback {
     /// Book message received → the plugins decided (every evaluation after
     /// the start-up).
     pub tick_to_decision: LatencySummary,
-    /// Book message received → both order requests handed to their HTTP
-    /// connections: the host's share of tick-to-order.
+    /// Book message received → both order sends polled once, by the host's
+    /// clock: each writes its request when its order line has a connection open.
     pub tick_to_hand_over: LatencySummary,
     /// Book message received → both order requests written to their sockets
     /// (the kernel's stamp of their bytes at the simulator).

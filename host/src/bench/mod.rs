@@ -359,7 +359,7 @@ impl BenchReport {
                     "book updates",
                     "trades (windows)",
                     "tick-to-decision: book message received → plugins decided, p50 / p99 / p99.9 (target p99 < 20 µs)",
-                    "the host's share of tick-to-order: the trade's book message received → both order requests handed to their HTTP connections, p50 / p99 / p99.9",
+                    "the host's own clock: the trade's book message received → both order sends polled once (each writes its request on an open order-line connection), p50 / p99 / p99.9",
                     "tick-to-order: the trade's book message received → both order requests written to their sockets (kernel receive stamps), p50 / p99 / p99.9 (target p99 < 1 ms)",
                     "the same, to both requests parsed by the simulator's server, p50 / p99 / p99.9",
                     "peak RSS",

@@ -133,10 +133,10 @@ pub struct OrderPathStages {
     pub checks: crate::strategy::stats::Histogram,
     /// Writing the trade intent and its planned orders.
     pub intent: crate::strategy::stats::Histogram,
-    /// The hand-over of a journalled trade's orders, step by step: the
-    /// Kalshi request handed to its connection (the first poll of its send),
-    /// the Polymarket leg's EIP-712 signature, the Polymarket request handed
-    /// over; and the whole, from the decision.
+    /// Sending a journalled trade's orders, step by step: the Kalshi
+    /// request written to its order line (the first poll of its send), the
+    /// Polymarket leg's EIP-712 signature, the Polymarket request written;
+    /// and the whole, from the decision.
     pub kalshi_handed_over: crate::strategy::stats::Histogram,
     pub polymarket_signed: crate::strategy::stats::Histogram,
     pub polymarket_handed_over: crate::strategy::stats::Histogram,
@@ -182,7 +182,7 @@ impl OrderPathStages {
                 self.intent.summary(),
             ),
             (
-                "Kalshi request handed to its connection",
+                "Kalshi request written (first poll of its send)",
                 self.kalshi_handed_over.summary(),
             ),
             (
@@ -190,13 +190,10 @@ impl OrderPathStages {
                 self.polymarket_signed.summary(),
             ),
             (
-                "Polymarket request handed to its connection",
+                "Polymarket request written (first poll of its send)",
                 self.polymarket_handed_over.summary(),
             ),
-            (
-                "decision → both orders handed to their HTTP connections",
-                self.hand_over.summary(),
-            ),
+            ("decision → both orders written", self.hand_over.summary()),
         ]
     }
 }
@@ -1356,9 +1353,10 @@ impl Executor {
         let mut write = std::pin::pin!(write);
         let (y, n) = if beside {
             self.stages.intent.record(writing.elapsed());
-            // The Kalshi request is handed to its connection first, then the
-            // Polymarket leg signs (its signature covers the priced order) and
-            // is handed over, and only then does the store write start.
+            // The Kalshi request is written first (its send's first poll
+            // writes it on an open order-line connection), then the
+            // Polymarket leg signs (its signature covers the priced order)
+            // and is written, and only then does the store write start.
             let (kalshi, poly) = if yes.venue == Venue::Kalshi {
                 (yes, no)
             } else {
@@ -1377,9 +1375,6 @@ impl Executor {
             self.stages.polymarket_handed_over.record(step.elapsed());
             self.stages
                 .handed_over(cmd.opportunity.found_at, now_micros());
-            // Both connection tasks were woken onto this worker: let them
-            // write their requests before the store write's first poll.
-            tokio::task::yield_now().await;
             let (k, p, stored) =
                 tokio::join!(output_of(k_early, k), output_of(p_early, p), write.as_mut());
             match stored {

@@ -138,41 +138,58 @@ pub enum Sent {
     Failed { message: String, sent: bool },
 }
 
-/// Sends the request `build` makes, with `body` as its JSON body, until its
-/// outcome is final, building it again for every attempt (signatures carry a
-/// fresh timestamp). A status
-/// `throttled` recognises is sent again after the venue's hint (if it gives
-/// one) or the policy's backoff; so is a 5xx, an unreadable answer or a lost
-/// one when `retry` allows, and a request that never left, always. At most
-/// `policy.max_retries` times.
+/// Which connections a request goes out on.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// The client's pool (reqwest): every request but order placement.
+    Pool(&'a reqwest::Client),
+    /// The venue's order line: written from the caller's task.
+    Line(&'a super::order_line::OrderLine),
+}
+
+/// One request, as both transports need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub via: Via<'a>,
+    pub method: &'a reqwest::Method,
+    /// The whole URL (for the pool).
+    pub url: &'a str,
+    /// The path with the base URL's prefix, and the query (for the line).
+    pub target: &'a str,
+    /// A JSON body.
+    pub body: Option<&'a str>,
+}
+
+/// Header names and values to send (signatures, keys).
+pub type Headers = Vec<(&'static str, String)>;
+
+/// Sends `call` with the headers `headers` makes until its outcome is final,
+/// making them again for every attempt (signatures carry a fresh
+/// timestamp). A status `throttled` recognises is sent again after the
+/// venue's hint (if it gives one) or the policy's backoff; so is a 5xx, an
+/// unreadable answer or a lost one when `retry` allows, and a request that
+/// never left, always. At most `policy.max_retries` times.
 pub async fn send_with_retries<E>(
     venue: &str,
     policy: &RetryPolicy,
     retry: Retry,
-    body: Option<&str>,
+    call: Call<'_>,
     throttled: impl Fn(u16, Option<&str>) -> Option<Option<Duration>>,
-    mut build: impl FnMut() -> Result<reqwest::RequestBuilder, E>,
+    mut headers: impl FnMut() -> Result<Headers, E>,
 ) -> Result<Sent, E> {
     let mut attempt = 0;
     loop {
-        let mut req = build()?;
-        if let Some(b) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b.to_owned());
-        }
-        let outcome = match req.send().await {
-            Ok(resp) => match read(resp).await {
-                (status, retry_after, Ok(body)) => Sent::Answer {
-                    status,
-                    retry_after,
-                    body,
-                },
-                (status, _, Err(detail)) => Sent::Unreadable { status, detail },
-            },
-            Err(e) => {
-                let (message, sent) = describe(&e);
-                Sent::Failed { message, sent }
+        let headers = headers()?;
+        let outcome = match call.via {
+            Via::Pool(client) => send_pooled(client, &call, &headers).await,
+            Via::Line(line) => {
+                line.send(&super::order_line::Request {
+                    method: call.method.as_str(),
+                    target: call.target,
+                    headers: &headers,
+                    body: call.body,
+                })
+                .await
             }
         };
         let idempotent = retry == Retry::Idempotent;
@@ -196,6 +213,33 @@ pub async fn send_with_retries<E>(
         tracing::debug!(venue, attempt, ?wait, "request retried");
         tokio::time::sleep(wait).await;
         attempt += 1;
+    }
+}
+
+/// One attempt through reqwest's pool.
+async fn send_pooled(client: &reqwest::Client, call: &Call<'_>, headers: &Headers) -> Sent {
+    let mut req = client.request(call.method.clone(), call.url);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    if let Some(b) = call.body {
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(b.to_owned());
+    }
+    match req.send().await {
+        Ok(resp) => match read(resp).await {
+            (status, retry_after, Ok(body)) => Sent::Answer {
+                status,
+                retry_after,
+                body,
+            },
+            (status, _, Err(detail)) => Sent::Unreadable { status, detail },
+        },
+        Err(e) => {
+            let (message, sent) = describe(&e);
+            Sent::Failed { message, sent }
+        }
     }
 }
 
@@ -264,11 +308,25 @@ mod tests {
         }
     }
 
-    async fn status_of(url: &str, retry: Retry) -> u16 {
+    /// The final status of a POST to `url` (`http://addr/x`) with `retry`,
+    /// through the pool or through an order line.
+    async fn status_of(url: &str, retry: Retry, line: bool) -> u16 {
         let http = reqwest::Client::new();
+        let order_line = super::super::order_line::OrderLine::new(&url[..url.len() - 2]).unwrap();
+        let call = Call {
+            via: if line {
+                Via::Line(&order_line)
+            } else {
+                Via::Pool(&http)
+            },
+            method: &reqwest::Method::POST,
+            url,
+            target: "/x",
+            body: Some("{}"),
+        };
         let throttled = |s: u16, _: Option<&str>| (s == 429).then_some(None);
-        match send_with_retries("test", &quick(), retry, None, throttled, || {
-            Ok::<_, ()>(http.post(url))
+        match send_with_retries("test", &quick(), retry, call, throttled, || {
+            Ok::<_, ()>(Headers::new())
         })
         .await
         .unwrap()
@@ -281,44 +339,56 @@ mod tests {
     #[tokio::test]
     async fn throttling_is_retried_for_any_request_a_5xx_only_for_an_idempotent_one() {
         use std::sync::atomic::Ordering;
-        for retry in [Retry::Idempotent, Retry::NotAccepted] {
-            let (url, hits) = venue(vec![429, 429]).await;
-            assert_eq!(status_of(&url, retry).await, 200);
-            assert_eq!(hits.load(Ordering::SeqCst), 3, "{retry:?}");
+        for line in [false, true] {
+            for retry in [Retry::Idempotent, Retry::NotAccepted] {
+                let (url, hits) = venue(vec![429, 429]).await;
+                assert_eq!(status_of(&url, retry, line).await, 200);
+                assert_eq!(hits.load(Ordering::SeqCst), 3, "{retry:?} line {line}");
+            }
+            let (url, hits) = venue(vec![503]).await;
+            assert_eq!(status_of(&url, Retry::Idempotent, line).await, 200);
+            assert_eq!(hits.load(Ordering::SeqCst), 2);
+            // An order answered 5xx may have been taken: never sent again.
+            let (url, hits) = venue(vec![503]).await;
+            assert_eq!(status_of(&url, Retry::NotAccepted, line).await, 503);
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+            // Retries stop at the policy's count: the last answer stands.
+            let (url, hits) = venue(vec![429; 10]).await;
+            assert_eq!(status_of(&url, Retry::NotAccepted, line).await, 429);
+            assert_eq!(hits.load(Ordering::SeqCst), 4);
         }
-        let (url, hits) = venue(vec![503]).await;
-        assert_eq!(status_of(&url, Retry::Idempotent).await, 200);
-        assert_eq!(hits.load(Ordering::SeqCst), 2);
-        // An order answered 5xx may have been taken: never sent again.
-        let (url, hits) = venue(vec![503]).await;
-        assert_eq!(status_of(&url, Retry::NotAccepted).await, 503);
-        assert_eq!(hits.load(Ordering::SeqCst), 1);
-        // Retries stop at the policy's count: the last answer stands.
-        let (url, hits) = venue(vec![429; 10]).await;
-        assert_eq!(status_of(&url, Retry::NotAccepted).await, 429);
-        assert_eq!(hits.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
     async fn a_request_that_never_left_is_retried_even_for_an_order() {
         let http = reqwest::Client::new();
-        let mut attempts = 0;
         // Nothing listens on port 1: the connection is refused, nothing was sent.
-        let sent = send_with_retries(
-            "test",
-            &quick(),
-            Retry::NotAccepted,
-            None,
-            |_, _| None,
-            || {
-                attempts += 1;
-                Ok::<_, ()>(http.post("http://127.0.0.1:1/x"))
-            },
-        )
-        .await
-        .unwrap();
-        assert!(matches!(sent, Sent::Failed { sent: false, .. }), "{sent:?}");
-        assert_eq!(attempts, 4);
+        let order_line = super::super::order_line::OrderLine::new("http://127.0.0.1:1").unwrap();
+        for via in [Via::Pool(&http), Via::Line(&order_line)] {
+            let mut attempts = 0;
+            let call = Call {
+                via,
+                method: &reqwest::Method::POST,
+                url: "http://127.0.0.1:1/x",
+                target: "/x",
+                body: None,
+            };
+            let sent = send_with_retries(
+                "test",
+                &quick(),
+                Retry::NotAccepted,
+                call,
+                |_, _| None,
+                || {
+                    attempts += 1;
+                    Ok::<_, ()>(Headers::new())
+                },
+            )
+            .await
+            .unwrap();
+            assert!(matches!(sent, Sent::Failed { sent: false, .. }), "{sent:?}");
+            assert_eq!(attempts, 4);
+        }
     }
 
     #[tokio::test]

@@ -5,5 +5,6 @@ pub mod background;
 pub mod feed;
 pub mod http;
 pub mod kalshi;
+pub mod order_line;
 pub mod polymarket;
 pub mod wire;

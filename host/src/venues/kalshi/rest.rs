@@ -32,6 +32,7 @@ use super::orders::{
 };
 use crate::domain::{Action, Order, Outcome, Price, Size, Usd};
 use crate::venues::http::{self, Retry, RetryPolicy, Sent};
+use crate::venues::order_line::OrderLine;
 
 /// One market position (`GET /portfolio/positions`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +109,8 @@ impl OrderQuery {
 
 pub struct KalshiRest {
     http: reqwest::Client,
+    /// Order placement's own connections, written from the order's task.
+    orders: OrderLine,
     base: String,
     /// The base URL's path (`/trade-api/v2`), part of every signed path.
     prefix: String,
@@ -148,6 +151,7 @@ impl KalshiRest {
         let (base, prefix) = http::split_base(base_url.as_ref()).map_err(invalid)?;
         Ok(KalshiRest {
             http: http::client().map_err(invalid)?,
+            orders: OrderLine::new(&base).map_err(invalid)?,
             base,
             prefix,
             signer,
@@ -483,20 +487,32 @@ impl KalshiRest {
     ) -> Result<(u16, Option<String>, String), KalshiError> {
         let signed_path = format!("{}{path}", self.prefix);
         let url = format!("{}{path}{query}", self.base);
+        let target = format!("{signed_path}{query}");
+        let placing = method == Method::POST && path == ORDER_PATH;
+        let call = http::Call {
+            via: if placing {
+                http::Via::Line(&self.orders)
+            } else {
+                http::Via::Pool(&self.http)
+            },
+            method: &method,
+            url: &url,
+            target: &target,
+            body: body.as_deref(),
+        };
         let sent = http::send_with_retries(
             "kalshi",
             &self.retry,
             retry,
-            body.as_deref(),
+            call,
             // Kalshi's 429 rarely says how long; when it does, in seconds.
             |status, retry_after| (status == 429).then(|| retry_after.and_then(secs)),
             || {
-                let mut req = self.http.request(method.clone(), &url);
                 // A ready-made order signature, if any; else sign now.
                 let presigned = self
                     .presigned
                     .as_ref()
-                    .filter(|p| method == Method::POST && p.path == signed_path)
+                    .filter(|p| placing && p.path == signed_path)
                     .and_then(|p| p.take());
                 let headers = match (presigned, &self.signer) {
                     (Some(h), _) => Some(h),
@@ -509,10 +525,11 @@ impl KalshiRest {
                     ),
                     (None, None) => None,
                 };
-                for (name, value) in headers.iter().flat_map(|h| h.pairs()) {
-                    req = req.header(name, value);
-                }
-                Ok(req)
+                Ok(headers
+                    .iter()
+                    .flat_map(|h| h.pairs())
+                    .map(|(name, value)| (name, value.to_string()))
+                    .collect())
             },
         )
         .await?;

@@ -39,6 +39,7 @@ use super::orders::{
 use super::user::{PolyTrade, trade};
 use crate::domain::{Fill, Order, PolymarketFees, Price, Size, TokenId, UnixMicros, Usd, Venue};
 use crate::venues::http::{self, Retry, RetryPolicy, Sent};
+use crate::venues::order_line::OrderLine;
 
 /// What `POST /order` reports, in the order's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +166,8 @@ const END_CURSOR: &str = "LTE=";
 
 pub struct PolymarketRest {
     http: reqwest::Client,
+    /// Order placement's own connections, written from the order's task.
+    orders: OrderLine,
     base: String,
     prefix: String,
     creds: Option<ApiCreds>,
@@ -211,6 +214,7 @@ impl PolymarketRest {
         let (base, prefix) = http::split_base(base_url.as_ref()).map_err(invalid)?;
         Ok(PolymarketRest {
             http: http::client().map_err(invalid)?,
+            orders: OrderLine::new(&base).map_err(invalid)?,
             base,
             prefix,
             creds,
@@ -688,11 +692,23 @@ impl PolymarketRest {
     ) -> Result<(u16, Option<String>, String), PolymarketError> {
         let signed_path = format!("{}{path}", self.prefix);
         let url = format!("{}{path}{query}", self.base);
+        let target = format!("{signed_path}{query}");
+        let call = http::Call {
+            via: if method == Method::POST && path == "/order" {
+                http::Via::Line(&self.orders)
+            } else {
+                http::Via::Pool(&self.http)
+            },
+            method: &method,
+            url: &url,
+            target: &target,
+            body: body.as_deref(),
+        };
         let sent = http::send_with_retries(
             "polymarket",
             &self.retry,
             retry,
-            body.as_deref(),
+            call,
             // 425: the matching engine is restarting; 429: throttled (§2.7).
             |status, retry_after| {
                 matches!(status, 425 | 429).then(|| {
@@ -702,24 +718,24 @@ impl PolymarketRest {
                 })
             },
             || {
-                let mut req = self.http.request(method.clone(), &url);
-                if private {
-                    let (creds, signer) = self.keys()?;
-                    // Fresh timestamp per attempt; the signed body never changes.
-                    let h = l2_headers(
-                        creds,
-                        &signer.checksum_address(),
-                        http::now_ms() / 1_000,
-                        method.as_str(),
-                        &signed_path,
-                        body.as_deref().unwrap_or(""),
-                    )
-                    .map_err(invalid)?;
-                    for (name, value) in h.pairs() {
-                        req = req.header(name, value);
-                    }
+                if !private {
+                    return Ok(http::Headers::new());
                 }
-                Ok(req)
+                let (creds, signer) = self.keys()?;
+                // Fresh timestamp per attempt; the signed body never changes.
+                let h = l2_headers(
+                    creds,
+                    &signer.checksum_address(),
+                    http::now_ms() / 1_000,
+                    method.as_str(),
+                    &signed_path,
+                    body.as_deref().unwrap_or(""),
+                )
+                .map_err(invalid)?;
+                Ok(h.pairs()
+                    .into_iter()
+                    .map(|(name, value)| (name, value.to_string()))
+                    .collect())
             },
         )
         .await?;
