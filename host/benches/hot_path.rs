@@ -1,6 +1,7 @@
 //! The host's hot path piece by piece: parsing each venue's book messages,
 //! applying a change to a book, the derived prices and depth walk, building a
-//! plugin's view, and request signing (Kalshi RSA-PSS, Polymarket EIP-712 + HMAC).
+//! plugin's view, request signing (Kalshi RSA-PSS, Polymarket EIP-712 + HMAC),
+//! and sending an order request on loopback (the order line against reqwest).
 //!
 //! Run: `cargo bench -p doubletime --bench hot_path`
 
@@ -204,5 +205,92 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// An order request to a loopback server through reqwest's pool and through
+/// the order line: the first poll of its send (what the order's task spends
+/// before it moves on: reqwest hands the request to a connection task that
+/// writes it later, the order line writes it), and the whole exchange.
+fn send(c: &mut Criterion) {
+    use doubletime::venues::http::{self, Call, Headers, Retry, RetryPolicy, Via};
+    use doubletime::venues::order_line::OrderLine;
+    use std::time::{Duration, Instant};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (base, client, line) = rt.block_on(async {
+        let app = axum::Router::new().route(
+            "/order",
+            axum::routing::post(|| async { r#"{"orderID":"1"}"# }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let line = OrderLine::new(&base).unwrap();
+        (base, http::client().unwrap(), line)
+    });
+    let url = format!("{base}/order");
+    let headers = || {
+        Ok::<Headers, ()>(vec![
+            (
+                "poly_address",
+                "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into(),
+            ),
+            ("poly_signature", "x".repeat(44)),
+            ("poly_timestamp", "1757908892".into()),
+        ])
+    };
+    let body = r#"{"order":{"salt":1,"maker":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","tokenId":"1","makerAmount":"5500000","takerAmount":"10000000","side":"BUY","signature":"0x00"},"owner":"k","orderType":"FOK"}"#;
+    let policy = RetryPolicy {
+        max_retries: 0,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+    let mut g = c.benchmark_group("send");
+    for (name, via) in [
+        ("reqwest", Via::Pool(&client)),
+        ("order-line", Via::Line(&line)),
+    ] {
+        let call = Call {
+            via,
+            method: &reqwest::Method::POST,
+            url: &url,
+            target: "/order",
+            body: Some(body),
+        };
+        let send = || {
+            http::send_with_retries(
+                "bench",
+                &policy,
+                Retry::NotAccepted,
+                call,
+                |_, _| None,
+                headers,
+            )
+        };
+        g.bench_function(format!("{name}-first-poll"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut first_polls = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut sending = std::pin::pin!(send());
+                        let started = Instant::now();
+                        let early = futures_util::poll!(sending.as_mut());
+                        first_polls += started.elapsed();
+                        if early.is_pending() {
+                            black_box(sending.await.unwrap());
+                        }
+                    }
+                    first_polls
+                })
+            })
+        });
+        g.bench_function(format!("{name}-round-trip"), |b| {
+            b.iter(|| rt.block_on(async { black_box(send().await.unwrap()) }))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, send);
 criterion_main!(benches);
