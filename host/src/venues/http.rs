@@ -147,6 +147,21 @@ pub enum Via<'a> {
     Line(&'a super::order_line::OrderLine),
 }
 
+impl<'a> Via<'a> {
+    /// The order line for order placement, the pool for everything else.
+    pub fn choose(
+        placing: bool,
+        pool: &'a reqwest::Client,
+        line: &'a super::order_line::OrderLine,
+    ) -> Via<'a> {
+        if placing {
+            Via::Line(line)
+        } else {
+            Via::Pool(pool)
+        }
+    }
+}
+
 /// One request, as both transports need it.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {

@@ -490,11 +490,7 @@ impl KalshiRest {
         let target = format!("{signed_path}{query}");
         let placing = method == Method::POST && path == ORDER_PATH;
         let call = http::Call {
-            via: if placing {
-                http::Via::Line(&self.orders)
-            } else {
-                http::Via::Pool(&self.http)
-            },
+            via: http::Via::choose(placing, &self.http, &self.orders),
             method: &method,
             url: &url,
             target: &target,

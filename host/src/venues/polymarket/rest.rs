@@ -694,11 +694,11 @@ impl PolymarketRest {
         let url = format!("{}{path}{query}", self.base);
         let target = format!("{signed_path}{query}");
         let call = http::Call {
-            via: if method == Method::POST && path == "/order" {
-                http::Via::Line(&self.orders)
-            } else {
-                http::Via::Pool(&self.http)
-            },
+            via: http::Via::choose(
+                method == Method::POST && path == "/order",
+                &self.http,
+                &self.orders,
+            ),
             method: &method,
             url: &url,
             target: &target,
