@@ -913,6 +913,11 @@ impl Executor {
             // One trade per market at a time is the risk gate's rule; markets run in parallel.
             let me = me.clone();
             runtime.spawn(async move { me.execute(cmd).await });
+            // This runs on the thread that decided (the strategy thread).
+            // Where it shares a core with the worker just woken, let the
+            // trade go first: its log line and the rest of the evaluation
+            // can wait.
+            std::thread::yield_now();
         });
         tokio::spawn(async move {
             // Aborting this task drops the registration: no trade starts after.
