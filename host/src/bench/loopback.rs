@@ -555,6 +555,42 @@ mod tests {
             .collect()
     }
 
+    /// The split layout end to end, one pair for a second: the simulator on
+    /// a runtime of its own, the host's threads confined to one core, trades
+    /// out and timed to the socket write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_split_layout_trades_and_times_its_orders_to_the_socket() {
+        let Some(layout) = Layout::split() else {
+            let cores = crate::cores::allowed_cores().map_or(1, |c| c.len());
+            assert!(cores < 2, "{cores} cores but no split layout");
+            return;
+        };
+        let Layout::Split { host, venues } = &layout else {
+            unreachable!()
+        };
+        assert!(host.len() == 1 && !venues.contains(&host[0]), "{layout}");
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let plugins = std::env::var_os("DOUBLETIME_TEST_PLUGINS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root.join("target/plugins"));
+        let bytes = std::fs::read(plugins.join("buy-both.wasm"))
+            .expect("buy-both.wasm: run scripts/build-plugins first");
+        let cells = [("buy-both".to_string(), Arc::new(bytes))];
+        let l = tokio::time::timeout(
+            Duration::from_secs(120),
+            measure(&cells, &root.join("target/plugin-cache"), 1, 1, &layout),
+        )
+        .await
+        .expect("one split cell within 2 minutes")
+        .unwrap();
+        assert_eq!(l.layout, layout);
+        assert!(l.book_updates > 0 && l.tick_to_decision.count > 0, "{l:?}");
+        assert!(l.windows >= 1 && l.traded >= 1, "{l:?}");
+        // Both requests of a traded window carry the kernel's write stamp.
+        assert!(l.tick_to_order.count >= 1, "{l:?}");
+        assert!(l.tick_to_order.count as usize <= l.traded, "{l:?}");
+    }
+
     #[test]
     fn windows_go_round_the_pairs_and_a_quiet_pair_is_held_again_after_its_window() {
         let many = sim_pairs(MOVING + 5);
