@@ -221,11 +221,11 @@ pub async fn measure(
     layout: &Layout,
 ) -> anyhow::Result<Loopback> {
     let Layout::Split { host, venues } = layout else {
-        return measure_on(plugins, cache, pairs, seconds, None).await;
+        return measure_on(plugins, cache, pairs, seconds, layout.clone(), None).await;
     };
     // Runtimes of their own, driven from a thread outside this one.
     let (plugins, cache) = (plugins.to_vec(), cache.to_path_buf());
-    let (host, venues) = (host.clone(), venues.clone());
+    let (host, venues, layout) = (host.clone(), venues.clone(), layout.clone());
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-host".into())
@@ -242,6 +242,7 @@ pub async fn measure(
                     &cache,
                     pairs,
                     seconds,
+                    layout,
                     Some(sim_runtime),
                 ));
                 host_rt.shutdown_timeout(Duration::from_secs(5));
@@ -251,9 +252,7 @@ pub async fn measure(
             let _ = done.send(run());
         })
         .context("starting the bench's host thread")?;
-    let mut l = result.await.context("the bench's host thread ended")??;
-    l.layout = layout.clone();
-    Ok(l)
+    result.await.context("the bench's host thread ended")?
 }
 
 /// A runtime with one worker per core of `cores`, every thread of it confined there.
@@ -271,12 +270,13 @@ fn confined_runtime(cores: &[usize]) -> anyhow::Result<tokio::runtime::Runtime> 
         .context("building a bench runtime")
 }
 
-/// One cell, with the simulator on `sim_runtime` (this one when `None`).
+/// One cell in `layout`, with the simulator on `sim_runtime` (this one when `None`).
 async fn measure_on(
     plugins: &[(String, Arc<Vec<u8>>)],
     cache: &Path,
     pairs: usize,
     seconds: u64,
+    layout: Layout,
     sim_runtime: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<Loopback> {
     let dir = super::Scratch::new("host")?;
@@ -420,7 +420,7 @@ async fn measure_on(
     let matched = match_orders(&traces, &sent, &arrivals);
     let tick_to_hand_over = match_handovers(&traces, &handovers);
     Ok(Loopback {
-        layout: Layout::Shared,
+        layout,
         pairs,
         plugins: plugins.len(),
         seconds,
