@@ -144,17 +144,11 @@ impl OrderLine {
         let inner = &self.inner;
         let (mut conn, reused) = match take_open(inner) {
             Some(conn) => (conn, true),
-            None => match tokio::time::timeout(inner.connect_timeout, connect(inner)).await {
-                Ok(Ok(conn)) => (conn, false),
-                Ok(Err(message)) => {
+            None => match connect(inner).await {
+                Ok(conn) => (conn, false),
+                Err(message) => {
                     return Sent::Failed {
                         message,
-                        sent: false,
-                    };
-                }
-                Err(_) => {
-                    return Sent::Failed {
-                        message: "connection failed: timed out".into(),
                         sent: false,
                     };
                 }
@@ -250,7 +244,14 @@ fn still_open(conn: &mut Conn) -> bool {
     )
 }
 
+/// A new connection (TLS for `https`), within the connect timeout.
 async fn connect(inner: &Inner) -> Result<Conn, String> {
+    tokio::time::timeout(inner.connect_timeout, open(inner))
+        .await
+        .unwrap_or_else(|_| Err("connection failed: timed out".into()))
+}
+
+async fn open(inner: &Inner) -> Result<Conn, String> {
     let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
         .await
         .map_err(|e| format!("connection failed: {}", e.kind()))?;
@@ -279,17 +280,14 @@ async fn keep_open(line: Weak<Inner>) {
             idle.len()
         };
         for _ in open..KEEP_OPEN {
-            match tokio::time::timeout(inner.connect_timeout, connect(&inner)).await {
-                Ok(Ok(conn)) => inner
+            match connect(&inner).await {
+                Ok(conn) => inner
                     .idle
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(conn),
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::debug!(venue = %inner.authority, error = %e, "order line: could not open a connection ahead")
-                }
-                Err(_) => {
-                    tracing::debug!(venue = %inner.authority, "order line: opening a connection ahead timed out")
                 }
             }
         }
@@ -355,79 +353,101 @@ enum Framing {
     Close,
 }
 
-/// One answer: skips 1xx heads, reads the body as its head frames it.
-async fn read_answer(conn: &mut Conn) -> Result<(Sent, bool), String> {
+/// An answer's head, taken off the connection's buffer.
+struct Head {
+    status: u16,
+    retry_after: Option<String>,
+    framing: Framing,
+    /// The venue keeps the connection open after this answer.
+    keep: bool,
+}
+
+/// The next final (non-1xx) head.
+async fn read_head(conn: &mut Conn) -> Result<Head, String> {
     loop {
-        let (status, retry_after, framing, keep, head_len) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 48];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&conn.buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let header = |name: &str| {
-                        resp.headers
-                            .iter()
-                            .find(|h| h.name.eq_ignore_ascii_case(name))
-                            .and_then(|h| std::str::from_utf8(h.value).ok())
-                            .map(str::trim)
-                    };
-                    let retry_after = header("retry-after").map(str::to_string);
-                    let chunked = header("transfer-encoding")
-                        .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"));
-                    let close = header("connection")
-                        .is_some_and(|v| v.to_ascii_lowercase().contains("close"))
-                        || resp.version == Some(0);
-                    let framing = if (100..200).contains(&status) || matches!(status, 204 | 304) {
-                        Framing::Length(0)
-                    } else if chunked {
-                        Framing::Chunked
-                    } else if let Some(v) = header("content-length") {
-                        Framing::Length(v.parse().map_err(|_| format!("bad content-length '{v}'"))?)
-                    } else {
-                        Framing::Close
-                    };
-                    break (status, retry_after, framing, !close, len);
-                }
-                Ok(httparse::Status::Partial) if conn.buf.len() > MAX_HEAD => {
-                    return Err("answer head too large".into());
-                }
-                Ok(httparse::Status::Partial) => {
-                    if !fill(conn).await? {
-                        return Err("connection closed before the answer".into());
-                    }
-                }
-                Err(e) => return Err(format!("unreadable answer: {e}")),
+        let mut headers = [httparse::EMPTY_HEADER; 48];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(&conn.buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if conn.buf.len() > MAX_HEAD => {
+                return Err("answer head too large".into());
             }
+            Ok(httparse::Status::Partial) => {
+                if !fill(conn).await? {
+                    return Err("connection closed before the answer".into());
+                }
+                continue;
+            }
+            Err(e) => return Err(format!("unreadable answer: {e}")),
         };
-        conn.buf.drain(..head_len);
+        let status = resp.code.unwrap_or(0);
         if (100..200).contains(&status) {
+            conn.buf.drain(..len);
             continue;
         }
-        // A body that cannot be read is an unreadable answer, not a lost one:
-        // the head came, so the venue has the request.
-        let body = match read_body(conn, &framing).await {
-            Ok(body) => body,
-            Err(detail) => return Ok((Sent::Unreadable { status, detail }, false)),
+        let header = |name: &str| {
+            resp.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+                .map(str::trim)
         };
-        let keep = keep && !matches!(framing, Framing::Close) && conn.buf.is_empty();
-        return Ok(match String::from_utf8(body) {
-            Ok(body) => (
-                Sent::Answer {
-                    status,
-                    retry_after,
-                    body,
-                },
-                keep,
-            ),
-            Err(_) => (
-                Sent::Unreadable {
-                    status,
-                    detail: "body is not UTF-8".into(),
-                },
-                keep,
-            ),
+        let retry_after = header("retry-after").map(str::to_string);
+        let chunked = header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"));
+        let close = header("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"))
+            || resp.version == Some(0);
+        let framing = if matches!(status, 204 | 304) {
+            Framing::Length(0)
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(v) = header("content-length") {
+            Framing::Length(v.parse().map_err(|_| format!("bad content-length '{v}'"))?)
+        } else {
+            Framing::Close
+        };
+        conn.buf.drain(..len);
+        return Ok(Head {
+            status,
+            retry_after,
+            framing,
+            keep: !close,
         });
     }
+}
+
+/// One answer: its final head, and the body as the head frames it.
+async fn read_answer(conn: &mut Conn) -> Result<(Sent, bool), String> {
+    let Head {
+        status,
+        retry_after,
+        framing,
+        keep,
+    } = read_head(conn).await?;
+    // A body that cannot be read is an unreadable answer, not a lost one:
+    // the head came, so the venue has the request.
+    let body = match read_body(conn, &framing).await {
+        Ok(body) => body,
+        Err(detail) => return Ok((Sent::Unreadable { status, detail }, false)),
+    };
+    let keep = keep && !matches!(framing, Framing::Close) && conn.buf.is_empty();
+    Ok(match String::from_utf8(body) {
+        Ok(body) => (
+            Sent::Answer {
+                status,
+                retry_after,
+                body,
+            },
+            keep,
+        ),
+        Err(_) => (
+            Sent::Unreadable {
+                status,
+                detail: "body is not UTF-8".into(),
+            },
+            keep,
+        ),
+    })
 }
 
 /// The body `framing` delimits, taken off the connection's buffer.
@@ -614,7 +634,8 @@ mod tests {
     #[tokio::test]
     async fn requests_reuse_one_open_connection_and_read_both_framings() {
         let (url, connections, mut seen) = venue(vec![
-            "HTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+            // An interim 1xx head first: skipped, the final answer read.
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
             "HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"e\"\r\n6;x=y\r\n:\"no\"}\r\n0\r\nz: 1\r\n\r\n",
             "HTTP/1.1 429 Too Many\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n",
         ])
