@@ -81,11 +81,22 @@ impl OrderLine {
     /// A line to `base_url`'s origin, with the venue client's timeouts. Inside
     /// a runtime, a task keeps a connection open until the line is dropped.
     pub fn new(base_url: &str) -> Result<OrderLine, String> {
+        Self::with_tls(base_url, || {
+            tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| format!("TLS: {e}"))
+        })
+    }
+
+    /// [`Self::new`] with the TLS settings `tls` makes (tests trust their
+    /// own certificate this way).
+    fn with_tls(
+        base_url: &str,
+        tls: impl FnOnce() -> Result<tokio_native_tls::native_tls::TlsConnector, String>,
+    ) -> Result<OrderLine, String> {
         let url = reqwest::Url::parse(base_url.trim())
             .map_err(|e| format!("base URL '{base_url}' is not a URL: {e}"))?;
         let tls = match url.scheme() {
             "http" => None,
-            "https" => Some(tokio_native_tls::TlsConnector::from(native_tls_connector()?)),
+            "https" => Some(tokio_native_tls::TlsConnector::from(tls()?)),
             _ => return Err(format!("base URL '{base_url}' is not http(s)")),
         };
         let host = url
@@ -180,10 +191,6 @@ impl OrderLine {
             },
         }
     }
-}
-
-fn native_tls_connector() -> Result<tokio_native_tls::native_tls::TlsConnector, String> {
-    tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| format!("TLS: {e}"))
 }
 
 /// The request head and body in one buffer, for one `write`. Header values
@@ -582,8 +589,25 @@ mod tests {
         Arc<AtomicUsize>,
         tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     ) {
+        venue_over(answers, None).await
+    }
+
+    /// The test certificate's files (`host/testdata/loopback-tls`).
+    const TLS_CERT: &str = include_str!("../../testdata/loopback-tls/cert.pem");
+    const TLS_KEY: &str = include_str!("../../testdata/loopback-tls/key.pem");
+
+    /// [`venue`], over TLS with the test certificate when `tls`.
+    async fn venue_over(
+        answers: Vec<&'static str>,
+        tls: Option<tokio_native_tls::TlsAcceptor>,
+    ) -> (
+        String,
+        Arc<AtomicUsize>,
+        tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v2", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/v2", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
         let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
         let count = connections.clone();
@@ -591,9 +615,17 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let (answers, seen_tx) = (answers.clone(), seen_tx.clone());
+                let (answers, seen_tx, tls) = (answers.clone(), seen_tx.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let (r, mut w) = socket.into_split();
+                    let socket: Box<dyn Io> = match tls {
+                        None => Box::new(socket),
+                        // A handshake the client refused ends the connection.
+                        Some(tls) => match tls.accept(socket).await {
+                            Ok(s) => Box::new(s),
+                            Err(_) => return,
+                        },
+                    };
+                    let (r, mut w) = tokio::io::split(socket);
                     let mut r = tokio::io::BufReader::new(r);
                     while let Some(req) = read_request(&mut r).await {
                         let _ = seen_tx.send(req);
@@ -679,6 +711,81 @@ mod tests {
             "{head}"
         );
         assert_eq!(body, "{\"a\":1}");
+    }
+
+    fn tls_acceptor() -> tokio_native_tls::TlsAcceptor {
+        use tokio_native_tls::native_tls::{Identity, TlsAcceptor};
+        let identity = Identity::from_pkcs8(TLS_CERT.as_bytes(), TLS_KEY.as_bytes()).unwrap();
+        TlsAcceptor::new(identity).unwrap().into()
+    }
+
+    /// A line that trusts the test certificate, as a venue's CA.
+    fn trusting_line(url: &str) -> OrderLine {
+        use tokio_native_tls::native_tls::{Certificate, TlsConnector};
+        OrderLine::with_tls(url, || {
+            let cert = Certificate::from_pem(TLS_CERT.as_bytes()).unwrap();
+            TlsConnector::builder()
+                .add_root_certificate(cert)
+                .build()
+                .map_err(|e| format!("TLS: {e}"))
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn over_https_requests_reuse_one_verified_connection() {
+        let (url, connections, mut seen) = venue_over(
+            vec![
+                "HTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            ],
+            Some(tls_acceptor()),
+        )
+        .await;
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let line = trusting_line(&url);
+        until_idle(&line, 1).await;
+        let headers = [("kalshi-access-key", "k".to_string())];
+        assert_eq!(
+            answer(line.send(&post(&headers, "{\"a\":1}")).await),
+            (201, "{\"ok\":true}".into())
+        );
+        assert_eq!(
+            answer(line.send(&post(&headers, "{}")).await),
+            (200, "ok".into())
+        );
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one TLS session, kept"
+        );
+        let (head, body) = seen.recv().await.unwrap();
+        assert!(
+            head.starts_with("POST /v2/order?x=1 HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert_eq!(body, "{\"a\":1}");
+    }
+
+    #[tokio::test]
+    async fn over_https_a_certificate_no_root_vouches_for_is_refused_unsent() {
+        let (url, connections, mut seen) = venue_over(
+            vec!["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"],
+            Some(tls_acceptor()),
+        )
+        .await;
+        // The system's roots only: the self-signed certificate is not trusted.
+        let line = OrderLine::new(&url).unwrap();
+        match line.send(&post(&[], "{}")).await {
+            Sent::Failed { sent, message } => {
+                assert!(!sent, "nothing may leave before the handshake");
+                assert!(message.contains("TLS"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(connections.load(Ordering::SeqCst) >= 1, "it did try");
+        assert_eq!(line.idle(), 0);
+        assert!(seen.try_recv().is_err(), "no request reached the venue");
     }
 
     #[tokio::test]
