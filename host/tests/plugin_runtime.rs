@@ -88,6 +88,7 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
         ("zero-price", 4),
         ("same-venue", 5),
         ("zero-size", 6),
+        ("sleeper", 7),
     ];
     for (name, mode) in modes {
         rt.load_bytes(name, &hostile).unwrap();
@@ -115,6 +116,7 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
         ("zero-price", "invalid output: yes-limit 0"),
         ("same-venue", "invalid output: both legs"),
         ("zero-size", "invalid output: size is zero"),
+        ("sleeper", "may not wait"),
     ];
     for (name, fragment) in expect {
         let r = rt.report(name).unwrap();

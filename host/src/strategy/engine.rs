@@ -177,6 +177,7 @@ impl PluginHost {
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        forbid_waiting(&mut linker)?;
         Strategy::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
@@ -366,6 +367,35 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
         });
 }
 
+/// The WASI clocks package the linker holds (`wasmtime-wasi`'s); a plugin's
+/// import of any 0.2 version resolves to it. The hostile-plugin test fails if
+/// an upgrade moves it and the functions below stop shadowing it.
+const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Why a plugin that subscribes to a clock faults.
+const NO_WAITING: &str = "plugins may not wait: a monotonic-clock subscription (a sleep) blocks where no deadline reaches";
+
+/// A WASI clock wait (`subscribe-duration`, `subscribe-instant`, what a
+/// `sleep` is made of) blocks inside the host, where no epoch deadline
+/// reaches: a plugin could hold the strategy thread for an hour, or for good.
+/// No rule has a reason to wait, so subscribing to a clock faults the plugin.
+/// Every other pollable a plugin can make (its stdio) is always ready.
+fn forbid_waiting(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+    type Subscribed = wasmtime::Result<(Resource<DynPollable>,)>;
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |_, (_,): (u64,)| -> Subscribed {
+        Err(wasmtime::Error::msg(NO_WAITING))
+    })?;
+    clock.func_wrap("subscribe-instant", |_, (_,): (u64,)| -> Subscribed {
+        Err(wasmtime::Error::msg(NO_WAITING))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault {
     if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return Fault::Deadline(budget);
@@ -374,7 +404,11 @@ fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault 
     if text.contains("growing memory") || text.contains("memory minimum size") {
         return Fault::MemoryCap(memory_cap);
     }
-    Fault::Trap(text.lines().next().unwrap_or("unknown").to_string())
+    // The wasm trap, or the host's refusal, not the backtrace wrapped round it.
+    match err.downcast_ref::<Trap>() {
+        Some(trap) => Fault::Trap(trap.to_string()),
+        None => Fault::Trap(err.root_cause().to_string()),
+    }
 }
 
 impl PluginInstance {

@@ -1,7 +1,8 @@
 //! A plugin for the host's containment tests. `configure(mode = N)` picks how
 //! `evaluate` misbehaves: 0 behaves (returns one valid opportunity), 1 loops
 //! forever, 2 allocates until memory runs out, 3 traps, 4 returns a price of 0,
-//! 5 returns the same venue on both legs, 6 returns a zero size.
+//! 5 returns the same venue on both legs, 6 returns a zero size, 7 sleeps for
+//! an hour (a WASI clock wait, which no wasm deadline can interrupt).
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -87,6 +88,10 @@ mod component {
                     size: 0,
                     ..good(view.market)
                 }],
+                7 => {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    vec![good(view.market)]
+                }
                 _ => vec![good(view.market)],
             }
         }
