@@ -128,12 +128,18 @@ mod tests {
         let (worker_cores, blocking) = rt.block_on(async {
             let mut cores = Vec::new();
             // Tasks spawned from outside land on any worker; each reports the
-            // mask of the worker it ran on (after that worker's first park).
+            // mask of the worker it resumed on. Waiting on a timer leaves the
+            // runtime with nothing to run, so a worker parks (and pins
+            // itself) to drive the timer, and the task wakes on that worker.
+            // A task that only ran could land on a worker that never parked
+            // yet, 64 times in a row on a busy machine.
             for _ in 0..64 {
-                tokio::task::yield_now().await;
-                let mask = tokio::spawn(async { sys::allowed_cores().unwrap() })
-                    .await
-                    .unwrap();
+                let mask = tokio::spawn(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    sys::allowed_cores().unwrap()
+                })
+                .await
+                .unwrap();
                 cores.push(mask);
             }
             // From a (pinned) worker: the new pool thread must not inherit its core.
