@@ -2,8 +2,8 @@
 //! Polymarket's ECDSA nonces — runs on threads of its own at the lowest CPU
 //! priority. On two busy cores a 2.5 ms RSA signature at normal priority
 //! preempts the executor mid-order for a whole scheduler slice (measured in
-//! `BENCHMARKS.md`); at nice 19, with a short scheduler slice, it gives the
-//! core back as soon as anything else wants it.
+//! `BENCHMARKS.md`); at nice 19 it gives the core back as soon as anything
+//! else wants it.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,8 +15,7 @@ use std::time::Duration;
 pub const AFTER_USE: Duration = Duration::from_millis(20);
 
 /// Starts `name` running `work` at the lowest priority the system gives an
-/// unprivileged thread (nice 19 and a 0.1 ms slice on Linux; elsewhere the
-/// default).
+/// unprivileged thread (nice 19 on Linux; elsewhere the default).
 pub fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new()
         .name(name.to_string())
@@ -108,44 +107,9 @@ impl Nudge {
 mod sys {
     use std::io;
 
-    /// The scheduler slice a background thread asks for (EEVDF, Linux 6.12
-    /// and later). A running thread keeps its core against a waking one
-    /// until it has run its slice: with the default (0.75 ms and up), an
-    /// order woken mid-signature waited that long behind a 2.5 ms RSA
-    /// refill. With this one it waits at most about 0.1 ms.
-    pub const SLICE_NS: u64 = 100_000;
-
-    /// `struct sched_attr` (`include/uapi/linux/sched/types.h`, version 0).
-    #[repr(C)]
-    #[derive(Default)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-
     pub fn lowest_priority() -> io::Result<()> {
-        let attr = SchedAttr {
-            size: std::mem::size_of::<SchedAttr>() as u32,
-            policy: libc::SCHED_OTHER as u32,
-            nice: 19,
-            runtime: SLICE_NS,
-            ..SchedAttr::default()
-        };
-        // SAFETY: a plain syscall on the calling thread (pid 0) with a
-        // struct of the size it states.
-        let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) };
-        if r == 0 {
-            return Ok(());
-        }
-        // A kernel that refuses the slice still takes the nice value; Linux
-        // keeps it per thread.
-        // SAFETY: as above.
+        // SAFETY: plain syscalls on the calling thread's id; Linux keeps the
+        // nice value per thread.
         let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
         if r == 0 {
             Ok(())
@@ -158,18 +122,6 @@ mod sys {
     pub fn priority() -> i32 {
         // SAFETY: as above.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
-    }
-
-    /// The calling thread's slice as the kernel reports it (0 where it
-    /// reports none).
-    #[cfg(test)]
-    pub fn slice_ns() -> u64 {
-        let mut attr = SchedAttr::default();
-        let size = std::mem::size_of::<SchedAttr>() as u32;
-        // SAFETY: the kernel writes at most `size` bytes into `attr`.
-        let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
-        assert_eq!(r, 0, "{}", io::Error::last_os_error());
-        attr.runtime
     }
 }
 
@@ -190,19 +142,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn background_work_runs_at_nice_19_and_the_caller_keeps_its_priority() {
-        let (before, slice_before) = (sys::priority(), sys::slice_ns());
+        let before = sys::priority();
         let (tx, rx) = std::sync::mpsc::channel();
-        spawn("bg-test", move || {
-            tx.send((sys::priority(), sys::slice_ns())).unwrap()
-        })
-        .unwrap();
-        let (nice, slice) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(nice, 19);
-        // Kernels before 6.12 report no slice (0) and take none.
-        if slice_before != 0 {
-            assert_eq!(slice, sys::SLICE_NS, "the default is {slice_before} ns");
-        }
-        assert_eq!((sys::priority(), sys::slice_ns()), (before, slice_before));
+        spawn("bg-test", move || tx.send(sys::priority()).unwrap()).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 19);
+        assert_eq!(sys::priority(), before);
     }
 
     #[test]
