@@ -109,10 +109,12 @@ async fn book_then_changes_build_the_venue_book_and_a_drop_reconnects() {
     })
     .await;
 
-    // A lost change shows as a top-of-book mismatch on the next one: re-fetched by REST.
+    // A lost change shows as a top-of-book mismatch on the next one: re-fetched
+    // by REST. The window's cheap NO ask is lost; the same window again moves
+    // only sizes, so the NO frame that follows names a best ask we never saw.
     sim.inject(support::venue_event(EventKind::Gap, Venue::Polymarket));
     sim.inject(support::window("fed", ArbDirection::KalshiYes, "0.05"));
-    sim.inject(support::window("fed", ArbDirection::PolymarketYes, "0.02"));
+    sim.inject(support::window("fed", ArbDirection::KalshiYes, "0.05"));
     until(&bus, &changed, || {
         in_sync(&books, &sim) && stats.resyncs.load(std::sync::atomic::Ordering::Relaxed) >= 1
     })

@@ -324,16 +324,28 @@ async fn drive(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = ticker.tick() => {}
-            Some(e) = injected.recv() => due.push(e),
-            _ = scripted => {}
-        }
+        let ticked = tokio::select! {
+            _ = ticker.tick() => true,
+            Some(e) = injected.recv() => { due.push(e); false }
+            _ = scripted => false,
+        };
         let now_ms = read(&state).started.elapsed().as_millis() as u64;
         while next < events.len() && events[next].at_ms <= now_ms {
             due.push(events[next].clone());
             next += 1;
         }
+        // The markets move on a tick and on market events. A venue event (a
+        // gap, a malformed frame, a disconnect, a tick size, failing trades)
+        // moves nothing by itself: the change a gap loses is then the next
+        // market move, such as the window scripted after it, not a random
+        // step that may leave the top of book where it was.
+        let markets_move = ticked
+            || due.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::ArbWindow | EventKind::Stale | EventKind::Thin
+                )
+            });
         let mut st = state.write().unwrap_or_else(|e| e.into_inner());
         let now_us = now_ms * 1_000;
         for e in due {
@@ -413,7 +425,7 @@ async fn drive(
         }
         let st = &mut *st;
         for (i, m) in st.markets.iter_mut().enumerate() {
-            if frozen.contains_key(&i) {
+            if !markets_move || frozen.contains_key(&i) {
                 continue;
             }
             let diff = m.step(&mut rng, now_us);
