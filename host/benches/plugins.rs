@@ -94,6 +94,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("component-call-floor", |b| {
         b.iter(|| floor.call(black_box(7)).unwrap())
     });
+    let sync_answer = floor.call(7).unwrap();
+    assert_eq!(
+        floor
+            .call_async_polled_once(7)
+            .expect("done in one poll")
+            .unwrap(),
+        sync_answer
+    );
+    g.bench_function("component-call-floor-async", |b| {
+        b.iter(|| floor.call_async_polled_once(black_box(7)).unwrap().unwrap())
+    });
 
     for name in ["buy-both", "walk-books", "buy-both-py", "buy-both-js"] {
         let bytes =
@@ -129,6 +140,48 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The target is a ratio to the floor "in the same run", and on a shared
+    // VM the floor alone moves 1.5x between criterion runs. So: the two calls
+    // interleaved in short rounds, the ratio taken per round.
+    let (floor_ns, top_ns, ratio) = paired(
+        || {
+            black_box(floor.call(black_box(7)).unwrap());
+        },
+        || {
+            black_box(instance.evaluate_top(black_box(&top), &terms).unwrap());
+        },
+    );
+    println!(
+        "evaluate/paired: component-call floor {floor_ns:.0} ns, buy-both top-of-book {top_ns:.0} ns, \
+         ratio {ratio:.2}x (medians of 301 interleaved rounds of 2,000 calls each)"
+    );
+}
+
+/// Medians over interleaved rounds of `a` and `b`: ns per call of each, and
+/// of the per-round ratio b / a.
+fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
+    const ROUNDS: usize = 301;
+    const CALLS: u32 = 2_000;
+    let time = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        for _ in 0..CALLS {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+    };
+    let (mut xs, mut ys, mut rs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (x, y) = (time(&mut a), time(&mut b));
+        xs.push(x);
+        ys.push(y);
+        rs.push(y / x);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut xs), median(&mut ys), median(&mut rs))
 }
 
 criterion_group!(benches, bench);

@@ -130,6 +130,9 @@ pub struct PluginInstance {
     top: Option<TopOfBook>,
     /// The terms `set-terms` last gave this instance, by market index.
     terms_sent: Vec<Option<MarketTerms>>,
+    /// `evaluate_budget` in epoch ticks, worked out once: a 128-bit
+    /// division per hot call was a tenth of it.
+    evaluate_ticks: u64,
     limits: Arc<RuntimeLimits>,
 }
 
@@ -330,6 +333,19 @@ impl FloorProbe {
         let (y,) = self.func.call(&mut self.store, (x,))?;
         Ok(y)
     }
+
+    /// The same call through wasmtime's async entry: the guest runs on a
+    /// fiber stack, inside the poll of the future. What a plugin call made
+    /// from a feed's task would pay (the sync bindings cannot run on a tokio
+    /// worker: BENCHMARKS.md). `None` if the first poll did not finish it.
+    pub fn call_async_polled_once(&mut self, x: u32) -> Option<wasmtime::Result<u32>> {
+        let call = std::pin::pin!(self.func.call_async(&mut self.store, (x,)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match call.poll(&mut cx) {
+            std::task::Poll::Ready(r) => Some(r.map(|(y,)| y)),
+            std::task::Poll::Pending => None,
+        }
+    }
 }
 
 fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
@@ -436,6 +452,7 @@ impl PluginInstance {
             bindings,
             top,
             terms_sent: Vec::new(),
+            evaluate_ticks: ticks(limits.evaluate_budget, limits.tick),
             limits,
         })
     }
@@ -502,8 +519,7 @@ impl PluginInstance {
             self.terms_sent[slot] = Some(*terms);
         }
         let budget = self.limits.evaluate_budget;
-        self.store
-            .set_epoch_deadline(ticks(budget, self.limits.tick));
+        self.store.set_epoch_deadline(self.evaluate_ticks);
         let out = top
             .call_evaluate_top(&mut self.store, *view)
             .map_err(|e| classify(e, budget, self.limits.memory_cap))?;
@@ -514,7 +530,7 @@ impl PluginInstance {
     /// The hot call. Output is checked: anything a venue could not accept is a fault.
     pub fn evaluate(&mut self, view: &MarketView) -> Result<Vec<Opportunity>, Fault> {
         let budget = self.limits.evaluate_budget;
-        self.arm(budget);
+        self.store.set_epoch_deadline(self.evaluate_ticks);
         let out = self
             .bindings
             .call_evaluate(&mut self.store, view)
