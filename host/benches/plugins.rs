@@ -142,46 +142,71 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // The target is a ratio to the floor "in the same run", and on a shared
-    // VM the floor alone moves 1.5x between criterion runs. So: the two calls
-    // interleaved in short rounds, the ratio taken per round.
-    let (floor_ns, top_ns, ratio) = paired(
-        || {
-            black_box(floor.call(black_box(7)).unwrap());
-        },
-        || {
-            black_box(instance.evaluate_top(black_box(&top), &terms).unwrap());
-        },
-    );
+    // VM the floor alone moves 1.5x between criterion runs. So: the calls
+    // interleaved in short rounds, each ratio taken per round. `test-empty-top`
+    // has `evaluate-top`'s shape and no rule: it splits the gap between the two.
+    let (_, mut empty) = host
+        .load(
+            "test-empty-top",
+            &std::fs::read(dir.join("testing/test-empty-top.wasm"))
+                .expect("run scripts/build-plugins"),
+        )
+        .expect("load");
+    assert!(empty.evaluate_top(&top, &terms).unwrap().is_some());
+    let mut rounds = Rounds::default();
+    for _ in 0..301 {
+        rounds.run(
+            || {
+                black_box(floor.call(black_box(7)).unwrap());
+            },
+            || {
+                black_box(empty.evaluate_top(black_box(&top), &terms).unwrap());
+            },
+            || {
+                black_box(instance.evaluate_top(black_box(&top), &terms).unwrap());
+            },
+        );
+    }
+    let [floor_ns, empty_ns, top_ns] = rounds.ns.map(median);
+    let [empty_x, top_x] = rounds.ratios.map(median);
     println!(
-        "evaluate/paired: component-call floor {floor_ns:.0} ns, buy-both top-of-book {top_ns:.0} ns, \
-         ratio {ratio:.2}x (medians of 301 interleaved rounds of 2,000 calls each)"
+        "evaluate/paired: component-call floor {floor_ns:.0} ns; evaluate-top without a rule \
+         {empty_ns:.0} ns ({empty_x:.2}x); buy-both evaluate-top {top_ns:.0} ns ({top_x:.2}x) \
+         (medians of 301 interleaved rounds of {CALLS} calls each)"
     );
 }
 
-/// Medians over interleaved rounds of `a` and `b`: ns per call of each, and
-/// of the per-round ratio b / a.
-fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
-    const ROUNDS: usize = 301;
-    const CALLS: u32 = 2_000;
-    let time = |f: &mut dyn FnMut()| {
-        let start = std::time::Instant::now();
-        for _ in 0..CALLS {
-            f();
+const CALLS: u32 = 2_000;
+
+/// Per round: ns per call of the floor, the empty call and the real one,
+/// and the two ratios to the floor.
+#[derive(Default)]
+struct Rounds {
+    ns: [Vec<f64>; 3],
+    ratios: [Vec<f64>; 2],
+}
+
+impl Rounds {
+    fn run(&mut self, mut floor: impl FnMut(), mut empty: impl FnMut(), mut real: impl FnMut()) {
+        let time = |f: &mut dyn FnMut()| {
+            let start = std::time::Instant::now();
+            for _ in 0..CALLS {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+        };
+        let ns = [time(&mut floor), time(&mut empty), time(&mut real)];
+        for (all, x) in self.ns.iter_mut().zip(ns) {
+            all.push(x);
         }
-        start.elapsed().as_nanos() as f64 / f64::from(CALLS)
-    };
-    let (mut xs, mut ys, mut rs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (x, y) = (time(&mut a), time(&mut b));
-        xs.push(x);
-        ys.push(y);
-        rs.push(y / x);
+        self.ratios[0].push(ns[1] / ns[0]);
+        self.ratios[1].push(ns[2] / ns[0]);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut xs), median(&mut ys), median(&mut rs))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 criterion_group!(benches, bench);
