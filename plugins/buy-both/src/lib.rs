@@ -5,7 +5,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use strategy_rules::buy_both::{self as rule, Params};
 
@@ -19,7 +19,9 @@ mod component {
     };
 
     thread_local! {
-        static PARAMS: RefCell<Params> = RefCell::new(Params::default());
+        // A `Cell` of a `Copy` value, initialised in a `const`: reading it on
+        // the hot call is a plain load, with no borrow flag and no lazy init.
+        static PARAMS: Cell<Params> = const { Cell::new(Params::DEFAULT) };
         /// Each market's (Kalshi, Polymarket) terms, by market index.
         static TERMS: RefCell<Vec<Option<(VenueTerms, VenueTerms)>>> = const { RefCell::new(Vec::new()) };
     }
@@ -97,11 +99,11 @@ mod component {
 
         fn configure(params: Vec<Param>) -> Result<(), String> {
             PARAMS.with(|cell| {
-                let mut next = *cell.borrow();
+                let mut next = cell.get();
                 for p in &params {
                     next.set(&p.name, p.value)?;
                 }
-                *cell.borrow_mut() = next;
+                cell.set(next);
                 log(
                     LogLevel::Info,
                     &format!("min-profit={} max-size={}", next.min_profit, next.max_size),
@@ -113,7 +115,7 @@ mod component {
         fn register_markets(_markets: Vec<MarketInfo>) {}
 
         fn evaluate(view: MarketView) -> Vec<Opportunity> {
-            let params = PARAMS.with(|c| *c.borrow());
+            let params = PARAMS.get();
             let mut found = Vec::new();
             rule::evaluate(
                 &quote(&view.kalshi),
@@ -145,7 +147,7 @@ mod component {
         fn evaluate_top(view: TopView) -> Option<Opportunity> {
             // The host always sends a market's terms before asking about it.
             let (k, p) = TERMS.with(|c| c.borrow().get(view.market as usize).copied().flatten())?;
-            let params = PARAMS.with(|c| *c.borrow());
+            let params = PARAMS.get();
             rule::best(
                 &top_quote(&view.kalshi, &k),
                 &top_quote(&view.polymarket, &p),

@@ -40,14 +40,18 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params {
-            min_profit: 10_000,
-            max_size: 10_000,
-        }
+        Params::DEFAULT
     }
 }
 
 impl Params {
+    /// The defaults, usable in a `const` (a plugin's thread-local starts
+    /// with them and needs no lazy initialisation on every read).
+    pub const DEFAULT: Params = Params {
+        min_profit: 10_000,
+        max_size: 10_000,
+    };
+
     /// Applies `name = value`; the error names the parameter.
     pub fn set(&mut self, name: &str, value: i64) -> Result<(), String> {
         match name {
@@ -87,22 +91,25 @@ fn ceil_mul_div(a: u64, s: u64, half: u64) -> u64 {
 /// Fee in micro-dollars for buying `size` hundredths at `p` micro-dollars on `venue`.
 /// `None` if the numbers overflow (treated as "no trade").
 pub fn fee(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u128> {
-    // Realistic inputs (a rate up to 100 %, up to 42.9M contracts) take the
-    // 64-bit path; anything else the exact 128-bit one below.
-    if q.taker_fee_ppm <= 1_000_000 && size <= u64::from(u32::MAX) {
-        let p64 = u64::from(p);
-        let a = u64::from(q.taker_fee_ppm) * (p64 * (1_000_000 - p64));
-        match venue {
-            Venue::Kalshi => {
-                return Some(u128::from(ceil_mul_div(a, size, 1_000_000_000)) * 10_000);
-            }
-            Venue::Polymarket if q.fee_exponent == 1 => {
-                return Some(u128::from(ceil_mul_div(a, size, 100_000_000)) * 100);
-            }
-            Venue::Polymarket => {}
-        }
+    fee_narrow(venue, q, p, size)
+        .map(u128::from)
+        .or_else(|| fee_wide(venue, q, p, size))
+}
+
+/// The fee in 64-bit arithmetic, for realistic inputs (a rate up to 100 %,
+/// up to 42.9M contracts, Polymarket's exponent 1); `None` for the rest,
+/// which [`fee_wide`] takes. At most about 1.1 × 10^13: it fits with room.
+fn fee_narrow(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u64> {
+    if q.taker_fee_ppm > 1_000_000 || size > u64::from(u32::MAX) {
+        return None;
     }
-    fee_wide(venue, q, p, size)
+    let p64 = u64::from(p);
+    let a = u64::from(q.taker_fee_ppm) * (p64 * (1_000_000 - p64));
+    match venue {
+        Venue::Kalshi => Some(ceil_mul_div(a, size, 1_000_000_000) * 10_000),
+        Venue::Polymarket if q.fee_exponent == 1 => Some(ceil_mul_div(a, size, 100_000_000) * 100),
+        Venue::Polymarket => None,
+    }
 }
 
 /// The same fee in 128-bit arithmetic, for any inputs.
@@ -133,8 +140,9 @@ fn floor_to(size: u64, step: u64) -> u64 {
     size - size % step
 }
 
-/// One direction: YES on `a`, NO on `b`.
-pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) -> Option<Found> {
+/// The prices and size one direction would trade (YES on `a`, NO on `b`),
+/// before costs: `None` if there is nothing to trade.
+fn open(a: &Quote, b: &Quote, params: &Params) -> Option<(u32, u32, u64)> {
     let (yes, no) = (a.yes_ask, b.no_ask);
     if yes == 0 || no == 0 || yes >= 1_000_000 || no >= 1_000_000 {
         return None;
@@ -145,6 +153,58 @@ pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) ->
     if size == 0 || size < a.min_size.max(b.min_size) {
         return None;
     }
+    Some((yes, no, size))
+}
+
+/// One direction: YES on `a`, NO on `b`.
+pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) -> Option<Found> {
+    let (yes, no, size) = open(a, b, params)?;
+    let net = match net_narrow(av, a, bv, b, (yes, no, size), params.min_profit) {
+        Some(decided) => decided?,
+        None => return direction_wide(av, a, bv, b, params),
+    };
+    Some(Found {
+        buy_yes_on: av,
+        buy_no_on: bv,
+        yes_limit: yes,
+        no_limit: no,
+        size,
+        net,
+    })
+}
+
+/// The net edge in 64-bit integers, `Some(None)` if it is too thin, for every
+/// realistic trade; `None` when the inputs need [`direction_wide`]. In wasm a
+/// 128-bit multiplication is a library call, and this is the hot call's body.
+/// Bounds for a size up to 2^32: size × 10^4 < 2^46, cost < 2^47, each fee
+/// about 2^43, and net × 100 < 2^53.
+fn net_narrow(
+    av: Venue,
+    a: &Quote,
+    bv: Venue,
+    b: &Quote,
+    (yes, no, size): (u32, u32, u64),
+    min_profit: i64,
+) -> Option<Option<i64>> {
+    if size > u64::from(u32::MAX) {
+        return None;
+    }
+    let cost = (u64::from(yes) * size).div_ceil(100) + (u64::from(no) * size).div_ceil(100);
+    let fees = fee_narrow(av, a, yes, size)? + fee_narrow(bv, b, no, size)?;
+    let threshold = min_profit.checked_mul(i64::try_from(size).ok()?)?;
+    let net = i64::try_from(size * 10_000).ok()? - i64::try_from(cost + fees).ok()?;
+    Some((net > 0 && net * 100 >= threshold).then_some(net))
+}
+
+/// One direction in 128-bit arithmetic, for any inputs.
+pub fn direction_wide(
+    av: Venue,
+    a: &Quote,
+    bv: Venue,
+    b: &Quote,
+    params: &Params,
+) -> Option<Found> {
+    let (yes, no, size) = open(a, b, params)?;
     let s = u128::from(size);
     // Costs fit in u64 for any u32-sized trade; keep 128-bit division off the hot path.
     let cost = if size <= u64::from(u32::MAX) {
@@ -274,6 +334,79 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// A quote for the sweep below: edge prices, sizes and rates included.
+    fn sweep_quote(x: &mut u64, i: u64, yes: u32, no: u32) -> Quote {
+        Quote {
+            yes_ask: yes,
+            yes_ask_size: match i % 11 {
+                0 => u64::MAX,
+                1 => u64::from(u32::MAX) + 1,
+                _ => xorshift(x) % 1_000_000,
+            },
+            no_ask: no,
+            no_ask_size: xorshift(x) % 1_000_000,
+            taker_fee_ppm: match i % 13 {
+                0 => 1_000_001,
+                _ => (xorshift(x) % 100_001) as u32,
+            },
+            fee_exponent: (i % 3) as u32,
+            min_size: xorshift(x) % 200,
+            size_step: xorshift(x) % 3,
+        }
+    }
+
+    fn sweep_price(x: &mut u64, pick: u64) -> u32 {
+        match pick % 9 {
+            0 => 0,
+            1 => 1,
+            2 => 999_999,
+            3 => 1_000_000,
+            _ => (xorshift(x) % 600_000 + 200_000) as u32,
+        }
+    }
+
+    #[test]
+    fn the_64_bit_direction_decides_what_the_128_bit_one_does() {
+        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+        let mut traded = 0;
+        for i in 0..200_000u64 {
+            let (y, n) = (sweep_price(&mut x, i), sweep_price(&mut x, i / 9));
+            let (ky_no, py_yes) = (sweep_price(&mut x, i / 3), sweep_price(&mut x, i / 5));
+            let k = sweep_quote(&mut x, i, y, ky_no);
+            let p = sweep_quote(&mut x, i, py_yes, n);
+            let params = Params {
+                min_profit: match i % 17 {
+                    0 => i64::MAX,
+                    _ => (xorshift(&mut x) % 50_000) as i64,
+                },
+                max_size: match i % 19 {
+                    0 => i64::MAX,
+                    _ => (xorshift(&mut x) % 2_000_000) as i64,
+                },
+            };
+            for (av, a, bv, b) in [
+                (Venue::Kalshi, &k, Venue::Polymarket, &p),
+                (Venue::Polymarket, &p, Venue::Kalshi, &k),
+            ] {
+                let narrow = direction(av, a, bv, b, &params);
+                assert_eq!(
+                    narrow,
+                    direction_wide(av, a, bv, b, &params),
+                    "{a:?} {b:?} {params:?}"
+                );
+                traded += usize::from(narrow.is_some());
+            }
+        }
+        assert!(traded > 10_000, "the sweep must trade often: {traded}");
     }
 
     #[test]
