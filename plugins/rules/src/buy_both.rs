@@ -81,11 +81,18 @@ fn ceil_div(a: u128, b: u128) -> u128 {
 /// slower still in wasm), and this is the rule's hot spot.
 fn ceil_mul_div(a: u64, s: u64, half: u64) -> u64 {
     // a × s = (q·half + r)·s = A·half + B, and A = A1·half + A0, so
-    // a × s / half² = A1 + (A0·half + B) / half², every term within u64.
-    let (q, r) = (a / half, a % half);
+    // a × s / half² = A1 + (A0·half + B) / half², every term within u64
+    // (A0·half + B + half² < 2^63 for half ≤ 10^9 and s ≤ 2^32).
+    // Remainders by multiplication and a rounded-up quotient by an added
+    // half² − 1: wasm has no wide multiply, so each `/` or `%` by a
+    // constant stays a `div` instruction there, and these are three.
+    let q = a / half;
+    let r = a - q * half;
     let (big, small) = (q * s, r * s);
-    let (a1, a0) = (big / half, big % half);
-    a1 + (a0 * half + small).div_ceil(half * half)
+    let a1 = big / half;
+    let a0 = big - a1 * half;
+    let whole = half * half;
+    a1 + (a0 * half + small + (whole - 1)) / whole
 }
 
 /// Fee in micro-dollars for buying `size` hundredths at `p` micro-dollars on `venue`.
@@ -136,7 +143,10 @@ pub fn fee_wide(venue: Venue, q: &Quote, p: u32, size: u64) -> Option<u128> {
 }
 
 fn floor_to(size: u64, step: u64) -> u64 {
-    let step = step.max(1);
+    // Most books trade in steps of one: no `div` for those (see `ceil_mul_div`).
+    if step <= 1 {
+        return size;
+    }
     size - size % step
 }
 
@@ -189,7 +199,8 @@ fn net_narrow(
     if size > u64::from(u32::MAX) {
         return None;
     }
-    let cost = (u64::from(yes) * size).div_ceil(100) + (u64::from(no) * size).div_ceil(100);
+    // Rounded up by adding 99: one `div` each in wasm, where `div_ceil` is two.
+    let cost = (u64::from(yes) * size + 99) / 100 + (u64::from(no) * size + 99) / 100;
     let fees = fee_narrow(av, a, yes, size)? + fee_narrow(bv, b, no, size)?;
     let threshold = min_profit.checked_mul(i64::try_from(size).ok()?)?;
     let net = i64::try_from(size * 10_000).ok()? - i64::try_from(cost + fees).ok()?;
