@@ -79,6 +79,10 @@ fn ceil_div(a: u128, b: u128) -> u128 {
 /// `ceil(a × s / 10^(2k))` for `a < 2^58` and `s ≤ 2^32` with u64 arithmetic only,
 /// where `half = 10^k`: 128-bit division is a software routine (slow natively,
 /// slower still in wasm), and this is the rule's hot spot.
+#[allow(
+    clippy::manual_div_ceil,
+    reason = "div_ceil is two `div`s in wasm, this is one"
+)]
 fn ceil_mul_div(a: u64, s: u64, half: u64) -> u64 {
     // a × s = (q·half + r)·s = A·half + B, and A = A1·half + A0, so
     // a × s / half² = A1 + (A0·half + B) / half², every term within u64
@@ -188,6 +192,10 @@ pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) ->
 /// 128-bit multiplication is a library call, and this is the hot call's body.
 /// Bounds for a size up to 2^32: size × 10^4 < 2^46, cost < 2^47, each fee
 /// about 2^43, and net × 100 < 2^53.
+#[allow(
+    clippy::manual_div_ceil,
+    reason = "div_ceil is two `div`s in wasm, this is one"
+)]
 fn net_narrow(
     av: Venue,
     a: &Quote,
