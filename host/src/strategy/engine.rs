@@ -130,8 +130,8 @@ pub struct PluginInstance {
     top: Option<TopOfBook>,
     /// The terms `set-terms` last gave this instance, by market index.
     terms_sent: Vec<Option<MarketTerms>>,
-    /// `evaluate_budget` in epoch ticks, worked out once: a 128-bit
-    /// division per hot call was a tenth of it.
+    /// `evaluate_budget` in epoch ticks, worked out once rather than with a
+    /// 128-bit division on every hot call.
     evaluate_ticks: u64,
     limits: Arc<RuntimeLimits>,
 }
@@ -413,7 +413,8 @@ fn forbid_waiting(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
 }
 
 fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault {
-    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+    let trap = err.downcast_ref::<Trap>();
+    if trap == Some(&Trap::Interrupt) {
         return Fault::Deadline(budget);
     }
     let text = format!("{err:#}");
@@ -421,10 +422,7 @@ fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault 
         return Fault::MemoryCap(memory_cap);
     }
     // The wasm trap, or the host's refusal, not the backtrace wrapped round it.
-    match err.downcast_ref::<Trap>() {
-        Some(trap) => Fault::Trap(trap.to_string()),
-        None => Fault::Trap(err.root_cause().to_string()),
-    }
+    Fault::Trap(trap.map_or_else(|| err.root_cause().to_string(), Trap::to_string))
 }
 
 impl PluginInstance {

@@ -172,23 +172,36 @@ fn open(a: &Quote, b: &Quote, params: &Params) -> Option<(u32, u32, u64)> {
 
 /// One direction: YES on `a`, NO on `b`.
 pub fn direction(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) -> Option<Found> {
-    let (yes, no, size) = open(a, b, params)?;
-    let net = match net_narrow(av, a, bv, b, (yes, no, size), params.min_profit) {
+    let trade = open(a, b, params)?;
+    let net = match net_narrow(av, a, bv, b, trade, params.min_profit) {
         Some(decided) => decided?,
-        None => return direction_wide(av, a, bv, b, params),
+        None => net_wide(av, a, bv, b, trade, params.min_profit)?,
     };
-    Some(Found {
+    Some(found(av, bv, trade, net))
+}
+
+/// One direction in 128-bit arithmetic only: the reference the 64-bit path
+/// is checked against.
+#[cfg(test)]
+fn direction_wide(av: Venue, a: &Quote, bv: Venue, b: &Quote, params: &Params) -> Option<Found> {
+    let trade = open(a, b, params)?;
+    let net = net_wide(av, a, bv, b, trade, params.min_profit)?;
+    Some(found(av, bv, trade, net))
+}
+
+fn found(av: Venue, bv: Venue, (yes, no, size): (u32, u32, u64), net: i64) -> Found {
+    Found {
         buy_yes_on: av,
         buy_no_on: bv,
         yes_limit: yes,
         no_limit: no,
         size,
         net,
-    })
+    }
 }
 
 /// The net edge in 64-bit integers, `Some(None)` if it is too thin, for every
-/// realistic trade; `None` when the inputs need [`direction_wide`]. In wasm a
+/// realistic trade; `None` when the inputs need [`net_wide`]. In wasm a
 /// 128-bit multiplication is a library call, and this is the hot call's body.
 /// Bounds for a size up to 2^32: size × 10^4 < 2^46, cost < 2^47, each fee
 /// about 2^43, and net × 100 < 2^53.
@@ -215,15 +228,16 @@ fn net_narrow(
     Some((net > 0 && net * 100 >= threshold).then_some(net))
 }
 
-/// One direction in 128-bit arithmetic, for any inputs.
-pub fn direction_wide(
+/// The net edge in 128-bit arithmetic, for any inputs: `None` if too thin
+/// (or out of range).
+fn net_wide(
     av: Venue,
     a: &Quote,
     bv: Venue,
     b: &Quote,
-    params: &Params,
-) -> Option<Found> {
-    let (yes, no, size) = open(a, b, params)?;
+    (yes, no, size): (u32, u32, u64),
+    min_profit: i64,
+) -> Option<i64> {
     let s = u128::from(size);
     // Costs fit in u64 for any u32-sized trade; keep 128-bit division off the hot path.
     let cost = if size <= u64::from(u32::MAX) {
@@ -233,18 +247,11 @@ pub fn direction_wide(
     };
     let fees = fee(av, a, yes, size)? + fee(bv, b, no, size)?;
     let net = i128::try_from(s * 10_000).ok()? - i128::try_from(cost + fees).ok()?;
-    let threshold = i128::from(params.min_profit) * i128::try_from(s).ok()?;
+    let threshold = i128::from(min_profit) * i128::try_from(s).ok()?;
     if net <= 0 || net * 100 < threshold {
         return None;
     }
-    Some(Found {
-        buy_yes_on: av,
-        buy_no_on: bv,
-        yes_limit: yes,
-        no_limit: no,
-        size,
-        net: i64::try_from(net).ok()?,
-    })
+    i64::try_from(net).ok()
 }
 
 /// Both directions, Kalshi-YES first.
