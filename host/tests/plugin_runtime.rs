@@ -66,11 +66,23 @@ async fn status(
     .unwrap_or_else(|_| panic!("no matching status for {plugin}"))
 }
 
+/// Plugins evaluated on the publisher's thread: here a tokio worker, as a
+/// feed's task is, where a WASI call that blocks on the runtime would panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
+async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating_inline() {
+    contain_hostile_plugins(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating_on_its_thread() {
+    contain_hostile_plugins(false).await
+}
+
+async fn contain_hostile_plugins(inline: bool) {
     let limits = RuntimeLimits {
         memory_cap: 64 << 20,
         evaluate_budget: Duration::from_millis(20),
+        inline,
         ..support::limits()
     };
     let (rt, books, bus) = runtime(limits);
@@ -89,6 +101,7 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
         ("same-venue", 5),
         ("zero-size", 6),
         ("sleeper", 7),
+        ("chatty", 8),
     ];
     for (name, mode) in modes {
         rt.load_bytes(name, &hostile).unwrap();
@@ -112,7 +125,7 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
     let expect = [
         ("looper", "deadline"),
         ("bomber", "memory cap"),
-        ("trapper", "trap"),
+        ("trapper", "wasm `unreachable`"),
         ("zero-price", "invalid output: yes-limit 0"),
         ("same-venue", "invalid output: both legs"),
         ("zero-size", "invalid output: size is zero"),
@@ -155,6 +168,14 @@ async fn hostile_plugins_are_contained_while_a_good_plugin_keeps_evaluating() {
     );
     let good = rt.report("buy-both").unwrap();
     assert_eq!((good.calls, good.faults, good.opportunities), (4, 0, 4));
+    // Printing is not waiting: stdout and stderr take every line at once.
+    let chatty = rt.report("chatty").unwrap();
+    assert_eq!(
+        (chatty.calls, chatty.faults, chatty.opportunities),
+        (4, 0, 4),
+        "{:?}",
+        chatty.last_error
+    );
     // Quarantined plugins are no longer called; re-enabling gives a fresh start.
     assert_eq!(rt.report("trapper").unwrap().calls, 3);
     rt.set_enabled("zero-price", true);

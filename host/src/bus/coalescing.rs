@@ -261,6 +261,11 @@ impl<K: Eq + Hash, V> CoalescingReceiver<K, V> {
         }
     }
 
+    /// Whether no key is waiting (without the queue's lock).
+    pub fn is_empty(&self) -> bool {
+        self.queue.waiting.load(Ordering::SeqCst) == 0
+    }
+
     /// Number of keys waiting.
     pub fn pending(&self) -> usize {
         self.queue.lock().order.len()

@@ -913,11 +913,16 @@ impl Executor {
             // One trade per market at a time is the risk gate's rule; markets run in parallel.
             let me = me.clone();
             runtime.spawn(async move { me.execute(cmd).await });
-            // This runs on the thread that decided (the strategy thread).
-            // Where it shares a core with the worker just woken, let the
-            // trade go first: its log line and the rest of the evaluation
-            // can wait.
-            std::thread::yield_now();
+            // This runs on the thread that decided. A strategy thread of its
+            // own may share a core with the worker just woken: let the trade
+            // go first, its log line and the rest of the evaluation can wait.
+            // A feed's task (plugins evaluated inline) is a worker of this
+            // runtime: the trade is queued behind it and runs when it yields.
+            if tokio::runtime::Handle::try_current().is_err() {
+                std::thread::yield_now();
+            } else {
+                TRADE_QUEUED.set(true);
+            }
         });
         tokio::spawn(async move {
             // Aborting this task drops the registration: no trade starts after.
@@ -1828,5 +1833,21 @@ fn trade(cmd: &ExecuteTrade, y: &LegResult, n: &LegResult) -> Trade {
         opportunity: cmd.opportunity.clone(),
         yes_leg: leg(y),
         no_leg: leg(n),
+    }
+}
+
+thread_local! {
+    /// A trade task was queued behind the task running on this worker (a
+    /// feed that evaluated the plugins inline).
+    static TRADE_QUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lets a trade the current task just started run before the task goes on.
+/// A feed calls it between venue messages: its socket may hold more, and
+/// tokio would only make it yield after its budget of reads (128), while the
+/// trade that decides whether the window is caught waits behind it.
+pub async fn let_queued_trades_go() {
+    if TRADE_QUEUED.replace(false) {
+        tokio::task::yield_now().await;
     }
 }

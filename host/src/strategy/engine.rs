@@ -37,6 +37,10 @@ pub struct RuntimeLimits {
     /// How long the evaluation thread polls for the next book change before
     /// it parks (zero: park at once). See `runtime::spin_recv`.
     pub spin: Duration,
+    /// Evaluate on the thread that published the book change (the feed's),
+    /// not on a strategy thread of its own: no hand-off between the book
+    /// message and the decision. See `runtime::Shared::pump`.
+    pub inline: bool,
 }
 
 impl Default for RuntimeLimits {
@@ -49,6 +53,7 @@ impl Default for RuntimeLimits {
             cache_dir: None,
             pooling: true,
             spin: Duration::from_micros(50),
+            inline: true,
         }
     }
 }
@@ -181,6 +186,7 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         forbid_waiting(&mut linker)?;
+        super::no_wait::add_to_linker(&mut linker)?;
         Strategy::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);

@@ -8,6 +8,7 @@
 
 pub mod bindings;
 pub mod engine;
+mod no_wait;
 pub mod runtime;
 mod state;
 pub mod stats;

@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -174,6 +174,13 @@ struct Shared {
     /// Where each published opportunity is reported with its receive time,
     /// once the latency harness asks ([`StrategyRuntime::trace_opportunities`]).
     trace: OnceLock<mpsc::Sender<OpportunityTrace>>,
+    /// The plugins' stores and the commands for them: whoever evaluates sits here.
+    desk: Mutex<Desk>,
+    /// Book changes not evaluated yet, coalesced per pair.
+    changed: CoalescingReceiver<PairId, BookChanged>,
+    /// Commands sent and not yet applied, readable without the desk.
+    commands_waiting: AtomicUsize,
+    inline: bool,
 }
 
 /// A published opportunity and the book message behind it, for the latency harness.
@@ -188,6 +195,34 @@ pub struct OpportunityTrace {
 }
 
 impl Shared {
+    fn desk(&self) -> MutexGuard<'_, Desk> {
+        // A plugin call that panicked was caught; the desk is whole.
+        self.desk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies the waiting commands and evaluates the waiting book changes,
+    /// here and now, until neither is left. If another thread is at the desk
+    /// it returns at once: that thread looks again after it leaves, so what
+    /// this caller saw waiting is never stranded.
+    fn pump(&self) {
+        loop {
+            // Pairs with the fence after leaving: either the thread at the
+            // desk sees our change, or we get the desk.
+            fence(Ordering::SeqCst);
+            let mut desk = match self.desk.try_lock() {
+                Ok(d) => d,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            desk.work(self);
+            drop(desk);
+            fence(Ordering::SeqCst);
+            if self.commands_waiting.load(Ordering::SeqCst) == 0 && self.changed.is_empty() {
+                return;
+            }
+        }
+    }
+
     fn registry(&self) -> MutexGuard<'_, BTreeMap<String, Registered>> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -214,7 +249,10 @@ pub struct StrategyRuntime {
     control: Mutex<mpsc::Sender<Command>>,
     wake: Box<dyn Fn() + Send + Sync>,
     close: Box<dyn Fn() + Send + Sync>,
+    /// The strategy thread (plugins evaluated on a thread of their own).
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The publisher's hook (plugins evaluated inline, on the feed's thread).
+    inline: Mutex<Option<crate::bus::InlineSubscription<PairId, BookChanged>>>,
     watcher: Mutex<Option<super::watch::DirWatcher>>,
 }
 
@@ -227,42 +265,58 @@ impl StrategyRuntime {
         bus: Arc<Bus>,
         policy: FaultPolicy,
     ) -> Arc<Self> {
-        let rx_books = bus.books.subscribe();
-        let wake = rx_books.waker();
-        let close = rx_books.closer();
+        let changed = bus.books.subscribe();
+        let wake = changed.waker();
+        let close = changed.closer();
+        let inline = host.limits().inline;
+        let may_spin = crate::cores::has_a_second_core();
+        let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             host,
             registry: Mutex::new(BTreeMap::new()),
             markets: Mutex::new((Arc::new(Vec::new()), 0)),
             books,
-            bus,
+            bus: bus.clone(),
             policy,
             initial: Mutex::new(InitialParams::default()),
             evaluations: AtomicU64::new(0),
             tick_to_decision: Histogram::default(),
             changes: AtomicU64::new(0),
             trace: OnceLock::new(),
+            desk: Mutex::new(Desk {
+                slots: Vec::new(),
+                view: view::empty_view(),
+                control: rx,
+            }),
+            changed,
+            commands_waiting: AtomicUsize::new(0),
+            inline,
         });
-        let (tx, rx) = mpsc::channel();
-        let worker_shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name("strategy".into())
-            .spawn(move || {
-                Worker {
-                    shared: worker_shared,
-                    slots: Vec::new(),
-                    view: view::empty_view(),
-                    may_spin: crate::cores::has_a_second_core(),
+        let (worker, hook) = if inline {
+            // The publisher evaluates: no queue to wake, no thread to wait
+            // for. The hook holds the runtime weakly (the bus outlives it).
+            let weak = Arc::downgrade(&shared);
+            let hook = bus.books.subscribe_inline(move |_, _| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.pump();
                 }
-                .run(rx, rx_books)
-            })
-            .expect("spawning the strategy thread");
+            });
+            (None, Some(hook))
+        } else {
+            let worker_shared = shared.clone();
+            let worker = std::thread::Builder::new()
+                .name("strategy".into())
+                .spawn(move || run(worker_shared, may_spin))
+                .expect("spawning the strategy thread");
+            (Some(worker), None)
+        };
         let rt = Arc::new(StrategyRuntime {
             shared,
             control: Mutex::new(tx),
             wake: Box::new(wake),
             close: Box::new(close),
-            worker: Mutex::new(Some(worker)),
+            worker: Mutex::new(worker),
+            inline: Mutex::new(hook),
             watcher: Mutex::new(None),
         });
         rt.sync_markets();
@@ -270,13 +324,20 @@ impl StrategyRuntime {
     }
 
     fn send(&self, cmd: Command) {
-        // The worker only stops at shutdown; a command after that is moot.
+        // Counted before it is sent: a thread at the desk that sees the count
+        // looks until it has the command.
+        self.shared.commands_waiting.fetch_add(1, Ordering::SeqCst);
+        // The desk only closes at shutdown; a command after that is moot.
         let _ = self
             .control
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .send(cmd);
-        (self.wake)();
+        if self.shared.inline {
+            self.shared.pump();
+        } else {
+            (self.wake)();
+        }
     }
 
     /// Parameters for plugins loaded from now on (from the configuration).
@@ -614,16 +675,18 @@ impl StrategyRuntime {
         Ok(())
     }
 
-    /// Stops the watcher and the worker; plugin stores are dropped.
+    /// Stops the watcher and the evaluations; plugin stores are dropped.
     pub fn shutdown(&self) {
         self.watcher
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        self.inline.lock().unwrap_or_else(|e| e.into_inner()).take();
         (self.close)();
         if let Some(h) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();
         }
+        self.shared.desk().slots.clear();
     }
 }
 
@@ -682,13 +745,11 @@ fn report(name: &str, r: &Registered) -> PluginReport {
     }
 }
 
-struct Worker {
-    shared: Arc<Shared>,
+/// The plugins' stores, and the commands that change them.
+struct Desk {
     slots: Vec<Slot>,
     view: MarketView,
-    /// Confined to one core, polling would only keep the feed that ends the
-    /// poll off that core: the thread parks at once instead.
-    may_spin: bool,
+    control: mpsc::Receiver<Command>,
 }
 
 fn venue(v: WitVenue) -> Venue {
@@ -698,39 +759,50 @@ fn venue(v: WitVenue) -> Venue {
     }
 }
 
-impl Worker {
-    fn run(
-        mut self,
-        control: mpsc::Receiver<Command>,
-        books: CoalescingReceiver<PairId, BookChanged>,
-    ) {
+/// The strategy thread: waits for book changes (polling for `spin` first
+/// where it has a core of its own) and evaluates them.
+fn run(shared: Arc<Shared>, may_spin: bool) {
+    let spin = if may_spin {
+        shared.host.limits().spin
+    } else {
+        Duration::ZERO
+    };
+    loop {
+        // Commands first: a swap lands between two evaluations.
+        shared.desk().apply_commands(&shared);
+        let next = spin_recv(&shared.changed, spin)
+            .or_else(|| shared.changed.recv_timeout(Duration::from_secs(1)));
+        match next {
+            Some((pair, changed)) => {
+                let mut desk = shared.desk();
+                desk.apply_commands(&shared);
+                desk.evaluate(&shared, &pair, changed);
+            }
+            None if shared.changed.is_closed() => return,
+            None => {}
+        }
+    }
+}
+
+impl Desk {
+    /// Everything waiting, commands before each evaluation.
+    fn work(&mut self, shared: &Shared) {
         loop {
-            // Commands first: a swap lands between two evaluations.
-            loop {
-                match control.try_recv() {
-                    Ok(Command::Drain { done }) => {
-                        while let Some((pair, changed)) = books.try_recv() {
-                            self.evaluate(&pair, changed);
-                        }
-                        let _ = done.send(());
-                    }
-                    Ok(cmd) => self.apply(cmd),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => return,
-                }
+            self.apply_commands(shared);
+            match shared.changed.try_recv() {
+                Some((pair, changed)) => self.evaluate(shared, &pair, changed),
+                None => return,
             }
-            let spin = if self.may_spin {
-                self.shared.host.limits().spin
-            } else {
-                Duration::ZERO
-            };
-            let next =
-                spin_recv(&books, spin).or_else(|| books.recv_timeout(Duration::from_secs(1)));
-            match next {
-                Some((pair, changed)) => self.evaluate(&pair, changed),
-                None if books.is_closed() => return,
-                None => {}
-            }
+        }
+    }
+
+    fn apply_commands(&mut self, shared: &Shared) {
+        if shared.commands_waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        while let Ok(cmd) = self.control.try_recv() {
+            shared.commands_waiting.fetch_sub(1, Ordering::AcqRel);
+            self.apply(shared, cmd);
         }
     }
 
@@ -738,7 +810,7 @@ impl Worker {
         self.slots.iter_mut().find(|s| s.name == name)
     }
 
-    fn apply(&mut self, cmd: Command) {
+    fn apply(&mut self, shared: &Shared, cmd: Command) {
         match cmd {
             Command::Install {
                 code,
@@ -784,7 +856,6 @@ impl Worker {
                 let _ = done.send(());
             }
             Command::Configure { name, params, done } => {
-                let shared = self.shared.clone();
                 let result = match self.slot(&name) {
                     None => Err("no such plugin".to_string()),
                     Some(s) => {
@@ -813,8 +884,10 @@ impl Worker {
                 };
                 let _ = done.send(result);
             }
-            // Handled in `run`, which owns the book queue.
             Command::Drain { done } => {
+                while let Some((pair, changed)) = shared.changed.try_recv() {
+                    self.evaluate(shared, &pair, changed);
+                }
                 let _ = done.send(());
             }
             Command::Markets {
@@ -836,8 +909,8 @@ impl Worker {
         }
     }
 
-    fn evaluate(&mut self, pair: &PairId, changed: BookChanged) {
-        let Some(entry) = self.shared.books.get(pair) else {
+    fn evaluate(&mut self, shared: &Shared, pair: &PairId, changed: BookChanged) {
+        let Some(entry) = shared.books.get(pair) else {
             return;
         };
         let now = now_micros();
@@ -863,32 +936,35 @@ impl Worker {
             }
         }
         let (top, terms) = view::top_of_book(&self.view);
-        self.shared.evaluations.fetch_add(1, Ordering::Relaxed);
-        self.shared
+        shared.evaluations.fetch_add(1, Ordering::Relaxed);
+        shared
             .changes
             .fetch_add(u64::from(changed.changes), Ordering::Relaxed);
         let mut best: Option<Opportunity> = None;
-        let shared = self.shared.clone();
         for slot in self
             .slots
             .iter_mut()
             .filter(|s| s.enabled && !s.quarantined)
         {
-            if slot.instance.is_none() && !rebuild(&shared, slot) {
+            if slot.instance.is_none() && !rebuild(shared, slot) {
                 continue;
             }
             let Some(instance) = slot.instance.as_mut() else {
                 continue;
             };
             let started = Instant::now();
-            // The same flag that decided whether the view has ladders.
-            let result = if slot.code.top_of_book {
-                instance
-                    .evaluate_top(&top, &terms)
-                    .map(|o| o.into_iter().collect())
-            } else {
-                instance.evaluate(&self.view)
-            };
+            // The same flag that decided whether the view has ladders. A
+            // panic in a host function the plugin called is that plugin's
+            // fault: inline, it would otherwise end the feed's task.
+            let result = contain(|| {
+                if slot.code.top_of_book {
+                    instance
+                        .evaluate_top(&top, &terms)
+                        .map(|o| o.into_iter().collect())
+                } else {
+                    instance.evaluate(&self.view)
+                }
+            });
             slot.stats.latency.record(started.elapsed());
             slot.stats.calls.fetch_add(1, Ordering::Relaxed);
             match result {
@@ -920,15 +996,15 @@ impl Worker {
                         }
                     }
                 }
-                Err(fault) => on_fault(&shared, slot, fault),
+                Err(fault) => on_fault(shared, slot, fault),
             }
         }
         let decided_at = now_micros();
-        self.shared
+        shared
             .tick_to_decision
             .record_ns(decided_at.saturating_sub(changed.first_received_at) * 1_000);
         if let Some(opportunity) = best {
-            if let Some(trace) = self.shared.trace.get() {
+            if let Some(trace) = shared.trace.get() {
                 let _ = trace.send(OpportunityTrace {
                     pair: pair.clone(),
                     received_at: changed.first_received_at,
@@ -936,7 +1012,7 @@ impl Worker {
                     found_at: opportunity.found_at,
                 });
             }
-            self.shared
+            shared
                 .bus
                 .opportunities
                 .publish(pair.clone(), ArbitrageOpportunityFound { opportunity });
@@ -971,6 +1047,21 @@ fn spin_recv(
     }
 }
 
+/// Runs a plugin call, turning a panic inside it (a host function's) into the
+/// plugin's fault; the store it ran in is thrown away like any faulted one.
+fn contain<T>(call: impl FnOnce() -> Result<T, Fault>) -> Result<T, Fault> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(Fault::Trap(format!(
+            "the host panicked in the call: {what}"
+        )))
+    })
+}
+
 /// A new store for a slot whose last one faulted. `false` if that failed too
 /// (counted as another fault).
 fn rebuild(shared: &Shared, slot: &mut Slot) -> bool {
@@ -980,13 +1071,17 @@ fn rebuild(shared: &Shared, slot: &mut Slot) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .0
         .clone();
-    let attempt = shared.host.instantiate(&slot.code).and_then(|mut i| {
-        match i.configure(&slot.params)? {
-            Ok(()) => {}
-            Err(msg) => return Err(Fault::Trap(format!("configure refused on rebuild: {msg}"))),
-        }
-        i.register_markets(&markets)?;
-        Ok(i)
+    let attempt = contain(|| {
+        shared.host.instantiate(&slot.code).and_then(|mut i| {
+            match i.configure(&slot.params)? {
+                Ok(()) => {}
+                Err(msg) => {
+                    return Err(Fault::Trap(format!("configure refused on rebuild: {msg}")));
+                }
+            }
+            i.register_markets(&markets)?;
+            Ok(i)
+        })
     });
     match attempt {
         Ok(i) => {

@@ -334,6 +334,7 @@ pub async fn run_orderbook_feed(
             format!("subscribed to {} markets", tickers.len()),
         );
         let reason = 'session: loop {
+            crate::execution::let_queued_trades_go().await;
             tokio::select! {
                 frame = ws.next() => match frame {
                     Some(Ok(Message::Text(t))) => {

@@ -251,6 +251,7 @@ pub async fn run_market_feed(
         let mut ping = tokio::time::interval(cfg.ping_every);
         ping.tick().await;
         let reason = loop {
+            crate::execution::let_queued_trades_go().await;
             tokio::select! {
                 frame = ws.next() => match frame {
                     Some(Ok(Message::Text(t))) => session.on_text(t.as_str()).await,

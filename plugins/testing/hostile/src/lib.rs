@@ -2,7 +2,9 @@
 //! `evaluate` misbehaves: 0 behaves (returns one valid opportunity), 1 loops
 //! forever, 2 allocates until memory runs out, 3 traps, 4 returns a price of 0,
 //! 5 returns the same venue on both legs, 6 returns a zero size, 7 sleeps for
-//! an hour (a WASI clock wait, which no wasm deadline can interrupt).
+//! an hour (a WASI clock wait, which no wasm deadline can interrupt), 8
+//! behaves but prints to stdout and stderr on every call (blocking WASI
+//! writes, which must not fault it wherever the host evaluates it).
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -90,6 +92,11 @@ mod component {
                 }],
                 7 => {
                     std::thread::sleep(std::time::Duration::from_secs(3600));
+                    vec![good(view.market)]
+                }
+                8 => {
+                    println!("evaluating market {}", view.market);
+                    eprintln!("still evaluating market {}", view.market);
                     vec![good(view.market)]
                 }
                 _ => vec![good(view.market)],

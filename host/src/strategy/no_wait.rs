@@ -1,0 +1,209 @@
+//! WASI io for plugins that never waits: each call that wasmtime-wasi's
+//! synchronous bindings would block on completes on its first poll, or faults
+//! the plugin.
+//!
+//! wasmtime-wasi runs those calls (stream flushes and drops, `poll`, UDP
+//! sockets) through `in_tokio`, which `block_on`s the ambient tokio runtime.
+//! On a thread of its own that is a detour; on a tokio worker, where the host
+//! evaluates plugins inline on the feed's task, it panics the host ("Cannot
+//! start a runtime from within a runtime"). Nothing a plugin can reach needs a
+//! runtime: its stdio is a sink (always ready), stdin is closed, files and
+//! sockets are off, and clock waits are refused (`engine::forbid_waiting`).
+//! So the same futures are polled once here, without a runtime, and a future
+//! that is not ready is a plugin trying to wait.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::bindings::sockets::network;
+use wasmtime_wasi::p2::bindings::sync::io::{poll as sync_poll, streams as sync_streams};
+use wasmtime_wasi::p2::bindings::sync::sockets::udp_create_socket as sync_udp_create;
+use wasmtime_wasi::p2::{
+    DynPollable, SocketError, SocketResult, StreamError, StreamResult, UdpSocket,
+};
+use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView};
+use wasmtime_wasi_io::bindings::wasi::io::{poll as async_poll, streams as async_streams};
+use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
+
+use super::state::PluginState;
+
+/// What a plugin is told when a blocking call is not ready at once.
+const NO_WAITING: &str = "plugins may not wait: a blocking WASI call was not ready at once (it would hold every plugin's decisions)";
+
+/// Polls `f` once, with no runtime and no waker to call back.
+fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+fn ready<T>(f: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+    now_or_never(f).unwrap_or_else(|| Err(wasmtime::Error::msg(NO_WAITING)))
+}
+
+fn ready_stream<T>(f: impl Future<Output = StreamResult<T>>) -> StreamResult<T> {
+    now_or_never(f).unwrap_or_else(|| Err(StreamError::Trap(wasmtime::Error::msg(NO_WAITING))))
+}
+
+/// Replaces wasmtime-wasi's blocking io (and UDP socket creation) in `linker`,
+/// which must already hold `add_to_linker_sync`'s definitions.
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    sync_poll::add_to_linker::<PluginState, NoWaitIo>(linker, |s| NoWait(s.ctx().table))?;
+    sync_streams::add_to_linker::<PluginState, NoWaitIo>(linker, |s| NoWait(s.ctx().table))?;
+    sync_udp_create::add_to_linker::<PluginState, NoWaitSockets>(linker, |s| NoWait(s.sockets()))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A WASI view whose blocking calls are polled once.
+pub(crate) struct NoWait<T>(T);
+
+struct NoWaitIo;
+
+impl HasData for NoWaitIo {
+    type Data<'a> = NoWait<&'a mut ResourceTable>;
+}
+
+struct NoWaitSockets;
+
+impl HasData for NoWaitSockets {
+    type Data<'a> = NoWait<WasiSocketsCtxView<'a>>;
+}
+
+impl sync_poll::Host for NoWait<&mut ResourceTable> {
+    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
+        ready(async_poll::Host::poll(self.0, pollables))
+    }
+}
+
+impl sync_poll::HostPollable for NoWait<&mut ResourceTable> {
+    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
+        ready(async_poll::HostPollable::ready(self.0, pollable))
+    }
+    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        ready(async_poll::HostPollable::block(self.0, pollable))
+    }
+    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        async_poll::HostPollable::drop(self.0, pollable)
+    }
+}
+
+impl sync_streams::Host for NoWait<&mut ResourceTable> {
+    fn convert_stream_error(
+        &mut self,
+        err: StreamError,
+    ) -> wasmtime::Result<sync_streams::StreamError> {
+        sync_streams::Host::convert_stream_error(self.0, err)
+    }
+}
+
+type Out = Resource<DynOutputStream>;
+type In = Resource<DynInputStream>;
+
+impl sync_streams::HostOutputStream for NoWait<&mut ResourceTable> {
+    fn drop(&mut self, stream: Out) -> wasmtime::Result<()> {
+        ready(async_streams::HostOutputStream::drop(self.0, stream))
+    }
+    fn check_write(&mut self, stream: Out) -> StreamResult<u64> {
+        sync_streams::HostOutputStream::check_write(self.0, stream)
+    }
+    fn write(&mut self, stream: Out, bytes: Vec<u8>) -> StreamResult<()> {
+        sync_streams::HostOutputStream::write(self.0, stream, bytes)
+    }
+    fn blocking_write_and_flush(&mut self, stream: Out, bytes: Vec<u8>) -> StreamResult<()> {
+        ready_stream(async_streams::HostOutputStream::blocking_write_and_flush(
+            self.0, stream, bytes,
+        ))
+    }
+    fn blocking_write_zeroes_and_flush(&mut self, stream: Out, len: u64) -> StreamResult<()> {
+        ready_stream(
+            async_streams::HostOutputStream::blocking_write_zeroes_and_flush(self.0, stream, len),
+        )
+    }
+    fn subscribe(&mut self, stream: Out) -> wasmtime::Result<Resource<DynPollable>> {
+        sync_streams::HostOutputStream::subscribe(self.0, stream)
+    }
+    fn write_zeroes(&mut self, stream: Out, len: u64) -> StreamResult<()> {
+        sync_streams::HostOutputStream::write_zeroes(self.0, stream, len)
+    }
+    fn flush(&mut self, stream: Out) -> StreamResult<()> {
+        sync_streams::HostOutputStream::flush(self.0, stream)
+    }
+    fn blocking_flush(&mut self, stream: Out) -> StreamResult<()> {
+        ready_stream(async_streams::HostOutputStream::blocking_flush(
+            self.0, stream,
+        ))
+    }
+    fn splice(&mut self, dst: Out, src: In, len: u64) -> StreamResult<u64> {
+        sync_streams::HostOutputStream::splice(self.0, dst, src, len)
+    }
+    fn blocking_splice(&mut self, dst: Out, src: In, len: u64) -> StreamResult<u64> {
+        ready_stream(async_streams::HostOutputStream::blocking_splice(
+            self.0, dst, src, len,
+        ))
+    }
+}
+
+impl sync_streams::HostInputStream for NoWait<&mut ResourceTable> {
+    fn drop(&mut self, stream: In) -> wasmtime::Result<()> {
+        ready(async_streams::HostInputStream::drop(self.0, stream))
+    }
+    fn read(&mut self, stream: In, len: u64) -> StreamResult<Vec<u8>> {
+        sync_streams::HostInputStream::read(self.0, stream, len)
+    }
+    fn blocking_read(&mut self, stream: In, len: u64) -> StreamResult<Vec<u8>> {
+        ready_stream(async_streams::HostInputStream::blocking_read(
+            self.0, stream, len,
+        ))
+    }
+    fn skip(&mut self, stream: In, len: u64) -> StreamResult<u64> {
+        sync_streams::HostInputStream::skip(self.0, stream, len)
+    }
+    fn blocking_skip(&mut self, stream: In, len: u64) -> StreamResult<u64> {
+        ready_stream(async_streams::HostInputStream::blocking_skip(
+            self.0, stream, len,
+        ))
+    }
+    fn subscribe(&mut self, stream: In) -> wasmtime::Result<Resource<DynPollable>> {
+        sync_streams::HostInputStream::subscribe(self.0, stream)
+    }
+}
+
+impl sync_udp_create::Host for NoWait<WasiSocketsCtxView<'_>> {
+    fn create_udp_socket(
+        &mut self,
+        family: sync_udp_create::IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        use wasmtime_wasi::p2::bindings::sockets::udp_create_socket::Host as Async;
+        match now_or_never(Async::create_udp_socket(&mut self.0, family)) {
+            Some(r) => r,
+            None => Err(wasmtime_wasi::TrappableError::trap(wasmtime::Error::msg(
+                NO_WAITING,
+            ))),
+        }
+    }
+}
+
+// Socket errors convert as wasmtime-wasi converts them.
+impl network::Host for NoWait<WasiSocketsCtxView<'_>> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<network::ErrorCode> {
+        network::Host::convert_error_code(&mut self.0, error)
+    }
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<network::ErrorCode>> {
+        network::Host::network_error_code(&mut self.0, err)
+    }
+}
+
+impl network::HostNetwork for NoWait<WasiSocketsCtxView<'_>> {
+    fn drop(&mut self, this: Resource<network::Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.0, this)
+    }
+}
