@@ -74,6 +74,7 @@ impl Host {
         let limits = RuntimeLimits {
             cache_dir: Some(config.plugin_cache_dir.clone()),
             spin: Duration::from_micros(config.strategy_spin_us),
+            inline: !config.strategy_thread,
             ..RuntimeLimits::default()
         };
         let plugin_host = PluginHost::new(limits)

@@ -88,6 +88,10 @@ enum Command {
         /// Microseconds the evaluation thread polls before parking (in-process runs).
         #[arg(long, default_value_t = 50)]
         spin_us: u64,
+        /// Evaluate plugins on a strategy thread of their own, not inline on
+        /// the feed's thread (DOUBLETIME_STRATEGY_THREAD).
+        #[arg(long)]
+        strategy_thread: bool,
         /// Run only these phases (comma-separated); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<doubletime::bench::Phase>,
@@ -182,6 +186,7 @@ fn real_main() -> anyhow::Result<()> {
             updates,
             swaps,
             spin_us,
+            strategy_thread,
             only,
             layout,
         } => {
@@ -191,6 +196,7 @@ fn real_main() -> anyhow::Result<()> {
                 updates,
                 swaps,
                 spin: Duration::from_micros(spin_us),
+                strategy_thread,
                 only,
                 layouts: layout,
             };

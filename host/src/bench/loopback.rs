@@ -160,9 +160,15 @@ fn slot(pairs: &[SimPair], k: usize) -> Vec<ScenarioEvent> {
 
 /// The host's configuration: `pairs` market pairs, the given plugins folder,
 /// a fresh SQLite store, orders allowed (the venues are simulated).
-fn config(dir: &Path, plugins: &Path, cache: &Path, pairs: usize) -> anyhow::Result<Config> {
+fn config(
+    dir: &Path,
+    plugins: &Path,
+    cache: &Path,
+    pairs: usize,
+    strategy_thread: bool,
+) -> anyhow::Result<Config> {
     let mut text = format!(
-        "dry_run = false\nmin_profit_threshold = \"0.01\"\nplugins_dir = {:?}\nplugin_cache_dir = {:?}\ndatabase_url = \"sqlite://{}/bench.db\"\n",
+        "dry_run = false\nmin_profit_threshold = \"0.01\"\nplugins_dir = {:?}\nplugin_cache_dir = {:?}\ndatabase_url = \"sqlite://{}/bench.db\"\nstrategy_thread = {strategy_thread}\n",
         plugins.display().to_string(),
         cache.display().to_string(),
         dir.display()
@@ -219,9 +225,19 @@ pub async fn measure(
     pairs: usize,
     seconds: u64,
     layout: &Layout,
+    strategy_thread: bool,
 ) -> anyhow::Result<Loopback> {
     let Layout::Split { host, venues } = layout else {
-        return measure_on(plugins, cache, pairs, seconds, layout.clone(), None).await;
+        return measure_on(
+            plugins,
+            cache,
+            pairs,
+            seconds,
+            layout.clone(),
+            strategy_thread,
+            None,
+        )
+        .await;
     };
     // Runtimes of their own, driven from a thread outside this one.
     let (plugins, cache) = (plugins.to_vec(), cache.to_path_buf());
@@ -243,6 +259,7 @@ pub async fn measure(
                     pairs,
                     seconds,
                     layout,
+                    strategy_thread,
                     Some(sim_runtime),
                 ));
                 host_rt.shutdown_timeout(Duration::from_secs(5));
@@ -277,6 +294,7 @@ async fn measure_on(
     pairs: usize,
     seconds: u64,
     layout: Layout,
+    strategy_thread: bool,
     sim_runtime: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<Loopback> {
     let dir = super::Scratch::new("host")?;
@@ -285,7 +303,7 @@ async fn measure_on(
     for (name, bytes) in plugins {
         std::fs::write(plugins_dir.join(format!("{name}.wasm")), &**bytes)?;
     }
-    let config = config(dir.path(), &plugins_dir, cache, pairs)?;
+    let config = config(dir.path(), &plugins_dir, cache, pairs, strategy_thread)?;
     let sim_pairs: Vec<SimPair> = config
         .pair_setups()
         .iter()
@@ -578,7 +596,14 @@ mod tests {
         let cells = [("buy-both".to_string(), Arc::new(bytes))];
         let l = tokio::time::timeout(
             Duration::from_secs(120),
-            measure(&cells, &root.join("target/plugin-cache"), 1, 1, &layout),
+            measure(
+                &cells,
+                &root.join("target/plugin-cache"),
+                1,
+                1,
+                &layout,
+                false,
+            ),
         )
         .await
         .expect("one split cell within 2 minutes")

@@ -40,6 +40,9 @@ pub struct BenchOptions {
     pub swaps: usize,
     /// The evaluation thread's poll before parking, for the in-process runs.
     pub spin: std::time::Duration,
+    /// Plugins on a strategy thread of their own instead of inline on the
+    /// thread that publishes the book change (the feed's).
+    pub strategy_thread: bool,
     /// The phases to run; all of them when empty.
     pub only: Vec<Phase>,
     /// Where the loopback phase puts the host and the simulator; both
@@ -96,6 +99,7 @@ pub struct BenchReport {
     /// The empty hand-off floor, once per paced rate: (messages a second, floor).
     floors: Vec<(u64, LatencySummary)>,
     spin: std::time::Duration,
+    strategy_thread: bool,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
     reload: Option<(reload::Reload, Option<u64>)>,
 }
@@ -205,7 +209,15 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
                         "bench: the host against the simulator on loopback"
                     );
                     reset_peak_rss();
-                    let l = loopback::measure(plugins, &cache, pairs, opts.seconds, layout).await?;
+                    let l = loopback::measure(
+                        plugins,
+                        &cache,
+                        pairs,
+                        opts.seconds,
+                        layout,
+                        opts.strategy_thread,
+                    )
+                    .await?;
                     loopback.push((l, peak_rss_kib()));
                 }
             }
@@ -215,6 +227,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
     let host = PluginHost::new(RuntimeLimits {
         cache_dir: Some(cache),
         spin: opts.spin,
+        inline: !opts.strategy_thread,
         ..RuntimeLimits::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
@@ -280,6 +293,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         paced,
         floors,
         spin: opts.spin,
+        strategy_thread: opts.strategy_thread,
         throughput,
         reload,
     })
@@ -344,6 +358,11 @@ fn stage_names(cells: &[Vec<(&'static str, LatencySummary)>]) -> Vec<&'static st
 impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
+        s.push_str(if self.strategy_thread {
+            "Plugins evaluated on a strategy thread of their own (`--strategy-thread`).\n\n"
+        } else {
+            "Plugins evaluated inline, on the thread that published the book change (the feed's).\n\n"
+        });
         if let Some((first, _)) = self.loopback.first() {
             table(
                 &mut s,
@@ -626,6 +645,7 @@ mod tests {
             paced: Vec::new(),
             floors: Vec::new(),
             spin: std::time::Duration::ZERO,
+            strategy_thread: false,
             throughput: Vec::new(),
             reload: None,
         };

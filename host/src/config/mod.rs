@@ -215,6 +215,14 @@ pub struct Config {
     /// asleep pays a wake-up of tens of µs. The poll burns its core meanwhile:
     /// raise it where the strategy thread has a core of its own.
     pub strategy_spin_us: u64,
+    /// Evaluates plugins on a strategy thread of their own instead of inline,
+    /// on the feed's task that applied the book change
+    /// (`DOUBLETIME_STRATEGY_THREAD`, default off). Inline there is no
+    /// hand-off between a book message and the decision, but a feed reads
+    /// its next message only once every plugin has decided: with slow
+    /// plugins (Python, JavaScript) in a burst, the thread, which coalesces
+    /// changes per pair while it is busy, keeps the feeds current.
+    pub strategy_thread: bool,
     /// Pins each async worker to a core of its own (`DOUBLETIME_PIN_WORKERS`,
     /// default off; Linux only). Keeps a worker woken mid-order from taking
     /// the order's core, at a cost to the feeds (BENCHMARKS.md); only for a
@@ -246,6 +254,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from("var/plugins"),
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             strategy_spin_us: 50,
+            strategy_thread: false,
             pin_workers: false,
             api: ApiConfig::default(),
             kalshi: KalshiConfig::default(),
@@ -391,6 +400,9 @@ impl Config {
         }
         if let Some(v) = env("DOUBLETIME_STRATEGY_SPIN_US") {
             self.strategy_spin_us = parse_env("DOUBLETIME_STRATEGY_SPIN_US", &v)?;
+        }
+        if let Some(v) = env("DOUBLETIME_STRATEGY_THREAD") {
+            self.strategy_thread = parse_bool("DOUBLETIME_STRATEGY_THREAD", &v)?;
         }
         if let Some(v) = env("DOUBLETIME_PIN_WORKERS") {
             self.pin_workers = parse_bool("DOUBLETIME_PIN_WORKERS", &v)?;
@@ -643,6 +655,18 @@ mod tests {
         assert!(!cfg.pin_workers, "the environment wins");
         let err = Config::load(None, env(&[("DOUBLETIME_PIN_WORKERS", "maybe")])).unwrap_err();
         assert!(err.to_string().contains("DOUBLETIME_PIN_WORKERS"), "{err}");
+    }
+
+    #[test]
+    fn plugins_are_evaluated_inline_unless_a_strategy_thread_is_asked_for() {
+        assert!(!Config::default().strategy_thread);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "strategy_thread = true\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).unwrap().strategy_thread);
+        let cfg =
+            Config::load(Some(&path), env(&[("DOUBLETIME_STRATEGY_THREAD", "false")])).unwrap();
+        assert!(!cfg.strategy_thread, "the environment wins");
     }
 
     #[test]

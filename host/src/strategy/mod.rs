@@ -2,9 +2,10 @@
 //! loaded, limited, hot-swapped and reported on while the host trades.
 //!
 //! `engine` compiles and checks components and owns the wasmtime engine;
-//! `runtime` evaluates every plugin on every book change on a dedicated thread
-//! and contains faults; `watch` hot-reloads from the plugins folder; `view`
-//! turns books into the numbers-only view plugins see.
+//! `runtime` evaluates every plugin on every book change (inline, on the
+//! thread that published it, or on a strategy thread) and contains faults;
+//! `no_wait` keeps WASI from blocking there; `watch` hot-reloads from the
+//! plugins folder; `view` turns books into the numbers-only view plugins see.
 
 pub mod bindings;
 pub mod engine;

@@ -1,12 +1,15 @@
-//! The plugin runtime: evaluates every enabled plugin on every book change, on a
-//! dedicated thread, and swaps plugin versions between two evaluations.
+//! The plugin runtime: evaluates every enabled plugin on every book change and
+//! swaps plugin versions between two evaluations.
 //!
-//! One worker thread owns every plugin's long-lived store. Everything that
-//! changes the set of plugins (install, remove, enable, configure, markets)
-//! arrives as a command the worker applies before its next evaluation, so a
-//! book change is evaluated by exactly one version of each plugin: never by
-//! neither, never by both. Loading (compile, check, smoke call) happens on the
-//! caller's thread, off the hot path.
+//! Every plugin's long-lived store sits at one desk, and one thread at a time
+//! works there. By default that is the thread that published the change (a
+//! feed's task: the decision is made before the feed reads on, with no
+//! hand-off to another thread); optionally a strategy thread of its own that
+//! waits for changes. Everything that changes the set of plugins (install,
+//! remove, enable, configure, markets) arrives as a command applied at the
+//! desk before the next evaluation, so a book change is evaluated by exactly
+//! one version of each plugin: never by neither, never by both. Loading
+//! (compile, check, smoke call) happens on the caller's thread, off the hot path.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
