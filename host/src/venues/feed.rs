@@ -19,6 +19,26 @@ use crate::domain::events::{
 };
 use crate::domain::{BookError, PairId, UnixMicros, Venue};
 
+/// The pairs one venue frame changed, published together when it ends: a
+/// frame is one change of the venue's books (a Polymarket `price_change`
+/// carries every level one order moved, often on both outcomes), and a book
+/// between two of its entries never existed on the venue. Evaluated inline,
+/// each entry would also make every later one wait for the plugins.
+#[derive(Debug, Default)]
+pub struct Frame {
+    /// Pair, receive time, changes: a frame names a handful of pairs at most.
+    pairs: Vec<(PairId, UnixMicros, u32)>,
+}
+
+impl Frame {
+    fn note(&mut self, pair: &PairId, received_at: UnixMicros) {
+        match self.pairs.iter_mut().find(|(p, _, _)| p == pair) {
+            Some((_, _, changes)) => *changes += 1,
+            None => self.pairs.push((pair.clone(), received_at, 1)),
+        }
+    }
+}
+
 /// Applies a venue's book events to the shared books and publishes "pair changed".
 pub struct BookWriter {
     venue: Venue,
@@ -37,39 +57,68 @@ impl BookWriter {
         }
     }
 
-    fn changed(&self, pair: &PairId, received_at: UnixMicros) {
+    fn changed(&self, pair: &PairId, received_at: UnixMicros, changes: u32) {
         self.bus.books.publish(
             pair.clone(),
             BookChanged {
                 venue: self.venue,
                 first_received_at: received_at,
-                changes: 1,
+                changes,
             },
         );
     }
 
     pub fn snapshot(&self, e: &OrderBookSnapshotReceived) {
-        if let Some(entry) = self.books.get(&e.pair) {
-            entry.state().apply_snapshot(e);
-            self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
-            self.changed(&e.pair, e.received_at);
+        if self.apply_snapshot(e) {
+            self.changed(&e.pair, e.received_at, 1);
         }
     }
 
-    /// A refused delta leaves the book untouched; the caller re-synchronises.
-    pub fn delta(&self, e: &OrderBookDeltaReceived) -> Result<(), BookError> {
-        if let Some(entry) = self.books.get(&e.pair) {
-            entry.state().apply_delta(e)?;
-            self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
-            self.changed(&e.pair, e.received_at);
+    /// [`Self::snapshot`], published with the rest of its frame.
+    pub fn snapshot_in(&self, e: &OrderBookSnapshotReceived, frame: &mut Frame) {
+        if self.apply_snapshot(e) {
+            frame.note(&e.pair, e.received_at);
+        }
+    }
+
+    /// Applies a delta, published with the rest of its frame. A refused
+    /// delta leaves the book untouched; the caller re-synchronises.
+    pub fn delta_in(&self, e: &OrderBookDeltaReceived, frame: &mut Frame) -> Result<(), BookError> {
+        if self.apply_delta(e)? {
+            frame.note(&e.pair, e.received_at);
         }
         Ok(())
+    }
+
+    /// Publishes each pair the frame changed, once, now that all of it is in.
+    pub fn end_frame(&self, frame: Frame) {
+        for (pair, received_at, changes) in frame.pairs {
+            self.changed(&pair, received_at, changes);
+        }
+    }
+
+    fn apply_snapshot(&self, e: &OrderBookSnapshotReceived) -> bool {
+        let Some(entry) = self.books.get(&e.pair) else {
+            return false;
+        };
+        entry.state().apply_snapshot(e);
+        self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn apply_delta(&self, e: &OrderBookDeltaReceived) -> Result<bool, BookError> {
+        let Some(entry) = self.books.get(&e.pair) else {
+            return Ok(false);
+        };
+        entry.state().apply_delta(e)?;
+        self.stats.book_updates.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
     }
 
     pub fn stale(&self, pair: &PairId) {
         if let Some(entry) = self.books.get(pair) {
             entry.state().mark_stale(self.venue);
-            self.changed(pair, crate::strategy::now_micros());
+            self.changed(pair, crate::strategy::now_micros(), 1);
         }
     }
 

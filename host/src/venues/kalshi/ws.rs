@@ -30,7 +30,7 @@ use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, parse};
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, PairId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Recorder};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
 
 #[derive(Clone)]
 pub struct OrderbookFeedConfig {
@@ -99,11 +99,13 @@ pub fn apply_book_message(
 ) -> Vec<BookAction> {
     let step = sync.on_message(msg, received);
     let mut gaps = Vec::new();
+    // A snapshot is both sides of a market: evaluated once, whole.
+    let mut frame = Frame::default();
     for ev in step.events {
         match ev {
-            BookEvent::Snapshot(s) => writer.snapshot(&s),
+            BookEvent::Snapshot(s) => writer.snapshot_in(&s, &mut frame),
             BookEvent::Delta(d) => {
-                if writer.delta(&d).is_err() {
+                if writer.delta_in(&d, &mut frame).is_err() {
                     // Our book and the venue's disagree: never trade on it.
                     let ticker = tickers.get(&d.pair).cloned().unwrap_or_default();
                     gaps.extend(sync.invalidate(&ticker));
@@ -111,6 +113,7 @@ pub fn apply_book_message(
             }
         }
     }
+    writer.end_frame(frame);
     gaps.extend(step.action);
     gaps
 }

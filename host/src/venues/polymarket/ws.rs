@@ -18,7 +18,7 @@ use crate::books::BookStore;
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Recorder};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
 
 #[derive(Debug, Clone)]
 pub struct MarketFeedConfig {
@@ -144,6 +144,7 @@ pub fn apply_frame(
     // after its own change; only the final one must match ours).
     let mut checks: std::collections::BTreeMap<(PairId, Outcome), (Option<Price>, Option<Price>)> =
         Default::default();
+    let mut frame = Frame::default();
     for event in events {
         let msg = match event {
             Ok(PolyMessage::Pong) => continue,
@@ -157,10 +158,10 @@ pub fn apply_frame(
         };
         for ev in sync.on_message(&msg, received) {
             match ev {
-                BookEvent::Snapshot(s) => writer.snapshot(&s),
+                BookEvent::Snapshot(s) => writer.snapshot_in(&s, &mut frame),
                 // Absolute sizes cannot make a book inconsistent.
                 BookEvent::Delta(d) => {
-                    let _ = writer.delta(&d);
+                    let _ = writer.delta_in(&d, &mut frame);
                 }
                 BookEvent::TopOfBook {
                     pair,
@@ -184,6 +185,7 @@ pub fn apply_frame(
             }
         }
     }
+    writer.end_frame(frame);
     checks
         .into_iter()
         .filter(|((pair, outcome), venue_top)| {
@@ -275,5 +277,83 @@ pub async fn run_market_feed(
         writer.session_lost(cfg.pairs.iter().map(|p| &p.id), reason);
         let wait = backoff.next_delay();
         tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.changed() => return }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{BookChanged, Bus};
+    use crate::domain::{MarketPair, PairFees, Size};
+    use crate::venues::feed::FeedStats;
+    use crate::venues::polymarket::messages::tests::fixture;
+    use std::sync::Mutex;
+
+    const YES: &str =
+        "71321045679252212594626385532706912750332728571942532289631379312455583992563";
+    const NO: &str =
+        "52114319501245915516055106046884209969926127482827954674443846427813813222426";
+
+    #[test]
+    fn a_frame_is_published_once_per_pair_after_all_of_it_is_in_the_books() {
+        let pair = MarketPair {
+            id: PairId("fed".into()),
+            kalshi_ticker: "KX-FED".into(),
+            polymarket_condition_id: "0x1".into(),
+            polymarket_yes_token: TokenId::new(YES).unwrap(),
+            polymarket_no_token: TokenId::new(NO).unwrap(),
+            neg_risk: false,
+            kalshi_rules: String::new(),
+            polymarket_rules: String::new(),
+            rules_match: true,
+        };
+        let books = Arc::new(BookStore::new());
+        let entry = books.add(pair.clone(), PairFees::default(), Size::whole(5));
+        let bus = Arc::new(Bus::default());
+        let writer = BookWriter::new(
+            Venue::Polymarket,
+            books.clone(),
+            bus.clone(),
+            Arc::new(FeedStats::default()),
+        );
+        // What an inline consumer (the plugins) sees when the change is published.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let watched = entry.clone();
+        let _sub = bus
+            .books
+            .subscribe_inline(move |pair, changed: BookChanged| {
+                let st = watched.state();
+                let venue = st.venue(Venue::Polymarket);
+                let yes_bid = venue.book(Outcome::Yes).best_bid().map(|l| l.price);
+                let no_ask = venue.book(Outcome::No).best_ask().map(|l| l.price);
+                log.lock().unwrap().push((
+                    pair,
+                    changed.changes,
+                    changed.first_received_at,
+                    yes_bid,
+                    no_ask,
+                ));
+            });
+        let mut sync = PolymarketBooks::from_pairs([&pair]);
+        let drifted = apply_frame(
+            &mut sync,
+            &writer,
+            &books,
+            &fixture("ws_price_change.json"),
+            42,
+        );
+        let seen = seen.lock().unwrap();
+        // Two entries (YES bid, NO ask) in one frame: one change, both applied.
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (p, changes, received, yes_bid, no_ask) = &seen[0];
+        assert_eq!(p, &pair.id);
+        assert_eq!((*changes, *received), (2, 42));
+        assert!(yes_bid.is_some() && no_ask.is_some(), "{seen:?}");
+        assert_eq!(writer.stats.book_updates.load(Ordering::Relaxed), 2);
+        assert!(
+            drifted.is_empty(),
+            "the frame's tops match the books: {drifted:?}"
+        );
     }
 }
