@@ -359,9 +359,9 @@ impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         s.push_str(if self.strategy_thread {
-            "Plugins evaluated on a strategy thread of their own (`--strategy-thread`).\n\n"
+            "Plugins evaluated on a strategy thread of their own (`--strategy-thread`).\n"
         } else {
-            "Plugins evaluated inline, on the thread that published the book change (the feed's).\n\n"
+            "Plugins evaluated inline, on the thread that published the book change (the feed's).\n"
         });
         if let Some((first, _)) = self.loopback.first() {
             table(

@@ -58,7 +58,7 @@ pub fn measure(
     let mut status = p.bus.status.subscribe();
 
     let Pipeline {
-        bus,
+        bus: _bus,
         strategy,
         mut feed,
     } = p;
@@ -128,9 +128,9 @@ pub fn measure(
         "the synthetic session had bad messages or gaps"
     );
     anyhow::ensure!(
-        strategy.changes_evaluated() == bus.books.stats().published,
-        "{} book changes published, {} covered by evaluations: updates were lost",
-        bus.books.stats().published,
+        strategy.changes_evaluated() == feed.book_updates(),
+        "{} book updates applied, {} covered by evaluations: updates were lost",
+        feed.book_updates(),
         strategy.changes_evaluated()
     );
     let evaluations = strategy.evaluations();

@@ -63,9 +63,9 @@ pub fn measure(
         "the synthetic session had bad messages or gaps"
     );
     anyhow::ensure!(
-        p.strategy.changes_evaluated() == p.bus.books.stats().published,
-        "{} book changes published, {} covered by evaluations",
-        p.bus.books.stats().published,
+        p.strategy.changes_evaluated() == p.feed.book_updates(),
+        "{} book updates applied, {} covered by evaluations",
+        p.feed.book_updates(),
         p.strategy.changes_evaluated()
     );
     let result = Throughput {

@@ -171,8 +171,9 @@ struct Shared {
     evaluations: AtomicU64,
     /// Book message received → all plugins decided.
     tick_to_decision: Histogram,
-    /// Book changes covered by the evaluations (a coalesced delivery counts
-    /// each change it stands for): equals the changes published once drained.
+    /// Book changes covered by the evaluations (a coalesced delivery, or a
+    /// venue frame, counts each change it stands for): equals the book
+    /// updates applied once drained.
     changes: AtomicU64,
     /// Where each published opportunity is reported with its receive time,
     /// once the latency harness asks ([`StrategyRuntime::trace_opportunities`]).
