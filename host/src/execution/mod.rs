@@ -1842,6 +1842,26 @@ thread_local! {
     static TRADE_QUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Runs `after` once the trade just queued on this worker has had its first
+/// poll (its orders written), or at once where no trade is queued here (a
+/// strategy thread of its own yields its core instead). For what the risk
+/// gate does after approving: its log line alone took 35 µs p50 on loopback,
+/// formatted and written while the trade waited behind it.
+pub fn after_queued_trade(after: impl FnOnce() + Send + 'static) {
+    if TRADE_QUEUED.get()
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        // Spawned last, it runs first (tokio's LIFO slot): one yield puts it
+        // behind the trade.
+        runtime.spawn(async move {
+            tokio::task::yield_now().await;
+            after();
+        });
+    } else {
+        after();
+    }
+}
+
 /// Lets a trade the current task just started run before the task goes on.
 /// A feed calls it between venue messages: its socket may hold more, and
 /// tokio would only make it yield after its budget of reads (128), while the

@@ -193,10 +193,19 @@ impl RiskHandle {
                     execute(cmd.clone());
                 }
                 let opp = &cmd.opportunity;
-                tracing::info!(
-                    market = %opp.pair, trade_id, plugin = %opp.found_by, size = %opp.size,
-                    net = %opp.net_edge, committed = %approved.committed, "trade approved"
+                let (pair, plugin, size, net) = (
+                    opp.pair.clone(),
+                    opp.found_by.clone(),
+                    opp.size,
+                    opp.net_edge,
                 );
+                let (id, committed) = (trade_id.clone(), approved.committed);
+                crate::execution::after_queued_trade(move || {
+                    tracing::info!(
+                        market = %pair, trade_id = id, plugin = %plugin, size = %size,
+                        net = %net, committed = %committed, "trade approved"
+                    )
+                });
                 let market = opp.pair.clone();
                 bus.executions.publish(cmd);
                 RiskDecision::Approved { trade_id, market }
