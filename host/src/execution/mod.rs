@@ -1871,3 +1871,52 @@ pub async fn let_queued_trades_go() {
         tokio::task::yield_now().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A feed's task on a worker (one worker: the trade's task can only run
+    /// when the feed's task leaves it) queues a trade, as the executor's hook
+    /// does, then the risk gate's after-work; the trade must start first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn work_after_a_queued_trade_runs_once_the_trade_has_started() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let seen = order.clone();
+        let (logged, log_done) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let trade = seen.clone();
+            tokio::spawn(async move { trade.lock().unwrap().push("trade") });
+            TRADE_QUEUED.set(true);
+            let log = seen.clone();
+            after_queued_trade(move || {
+                log.lock().unwrap().push("log");
+                let _ = logged.send(());
+            });
+            seen.lock().unwrap().push("feed reads on");
+            let_queued_trades_go().await;
+            assert!(!TRADE_QUEUED.get(), "the flag is taken");
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), log_done)
+            .await
+            .expect("the after-work ran")
+            .unwrap();
+        let order = order.lock().unwrap();
+        let at = |what| order.iter().position(|w| *w == what).unwrap();
+        assert_eq!(order[0], "feed reads on", "{order:?}");
+        assert!(at("trade") < at("log"), "{order:?}");
+    }
+
+    #[test]
+    fn off_a_runtime_the_after_work_runs_at_once() {
+        let ran = Arc::new(Mutex::new(false));
+        let r = ran.clone();
+        TRADE_QUEUED.set(true);
+        after_queued_trade(move || *r.lock().unwrap() = true);
+        TRADE_QUEUED.set(false);
+        assert!(*ran.lock().unwrap());
+    }
+}
