@@ -73,7 +73,8 @@ impl Feeds {
             host.books.clone(),
             host.bus.clone(),
             kalshi_stats,
-        );
+        )
+        .with_strategy(host.strategy.clone());
         // The private fill channel needs an authenticated connection.
         let kalshi_fills = kalshi_signer
             .is_some()
@@ -97,7 +98,8 @@ impl Feeds {
             host.books.clone(),
             host.bus.clone(),
             poly_stats,
-        );
+        )
+        .with_strategy(host.strategy.clone());
         let cfg = MarketFeedConfig::new(
             urls.polymarket_ws.clone(),
             urls.polymarket_rest.clone(),

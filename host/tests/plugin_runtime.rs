@@ -529,3 +529,33 @@ fn reloading_1000_times_leaks_no_memory() {
     assert_eq!(rt.report("rule").unwrap().reloads, 1_199);
     rt.shutdown();
 }
+
+/// A feed applying a batch of waiting frames holds inline evaluation: the
+/// plugins see each pair's latest book once, when the batch is in.
+#[test]
+fn a_held_batch_is_evaluated_once_per_pair_when_the_hold_ends() {
+    let (rt, books, bus) = runtime(support::limits());
+    support::arb_pair(&books, "fed");
+    rt.sync_markets();
+    rt.load_bytes("buy-both", &support::plugin_bytes("buy-both"))
+        .unwrap();
+    let opps = bus.opportunities.subscribe();
+    let pair = PairId("fed".into());
+    let (evaluations, changes) = (rt.evaluations(), rt.changes_evaluated());
+
+    let hold = rt.hold();
+    for _ in 0..3 {
+        bus.books.publish(pair.clone(), changed());
+    }
+    assert_eq!(rt.evaluations(), evaluations, "nothing evaluated while held");
+    assert!(opps.try_recv().is_none());
+    drop(hold);
+    assert_eq!(rt.evaluations(), evaluations + 1, "once, for the pair");
+    assert_eq!(rt.changes_evaluated(), changes + 3, "standing for all three");
+    assert!(opps.try_recv().is_some(), "its decision published");
+
+    // Unheld, each change is evaluated as it is published.
+    bus.books.publish(pair.clone(), changed());
+    assert_eq!(rt.evaluations(), evaluations + 2);
+    rt.shutdown();
+}

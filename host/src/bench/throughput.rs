@@ -52,8 +52,14 @@ pub fn measure(
     let (updates0, evaluations0) = (p.feed.book_updates(), p.strategy.evaluations());
 
     let started = Instant::now();
-    for (venue, text) in &messages {
-        p.feed.on_text(*venue, text);
+    // Full load is a socket that always has frames waiting: the feeds take
+    // them in batches, as live (`feed::BATCH_FRAMES`), and the plugins see
+    // each batch's books once.
+    for batch in messages.chunks(crate::venues::feed::BATCH_FRAMES) {
+        let _held = p.strategy.hold();
+        for (venue, text) in batch {
+            p.feed.on_text(*venue, text);
+        }
     }
     p.strategy.drain();
     let seconds = started.elapsed().as_secs_f64();

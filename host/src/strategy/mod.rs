@@ -17,5 +17,7 @@ pub mod view;
 pub mod watch;
 
 pub use engine::{Fault, LoadError, PluginCode, PluginHost, PluginInstance, RuntimeLimits};
-pub use runtime::{ConfigureError, FaultPolicy, PluginMode, PluginReport, StrategyRuntime};
+pub use runtime::{
+    ConfigureError, EvaluationHold, FaultPolicy, PluginMode, PluginReport, StrategyRuntime,
+};
 pub use state::now_micros;

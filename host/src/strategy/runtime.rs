@@ -185,6 +185,9 @@ struct Shared {
     /// Commands sent and not yet applied, readable without the desk.
     commands_waiting: AtomicUsize,
     inline: bool,
+    /// Feeds applying a batch of frames that were already waiting: inline
+    /// evaluation waits for the batch's end (see [`EvaluationHold`]).
+    holds: AtomicUsize,
 }
 
 /// A published opportunity and the book message behind it, for the latency harness.
@@ -295,13 +298,16 @@ impl StrategyRuntime {
             changed,
             commands_waiting: AtomicUsize::new(0),
             inline,
+            holds: AtomicUsize::new(0),
         });
         let (worker, hook) = if inline {
             // The publisher evaluates: no queue to wake, no thread to wait
             // for. The hook holds the runtime weakly (the bus outlives it).
             let weak = Arc::downgrade(&shared);
             let hook = bus.books.subscribe_inline(move |_, _| {
-                if let Some(shared) = weak.upgrade() {
+                if let Some(shared) = weak.upgrade()
+                    && shared.holds.load(Ordering::SeqCst) == 0
+                {
                     shared.pump();
                 }
             });
@@ -619,6 +625,22 @@ impl StrategyRuntime {
             .collect()
     }
 
+    /// Holds inline evaluation until the returned hold is dropped, which
+    /// evaluates what changed meanwhile, once per pair. A feed takes one
+    /// while it applies frames that were already waiting on its socket: in a
+    /// burst the plugins then see each pair's latest book once, instead of
+    /// every intermediate one while the newer frames wait. Nothing is held on
+    /// a strategy thread of its own (it coalesces by itself).
+    pub fn hold(&self) -> EvaluationHold {
+        if !self.shared.inline {
+            return EvaluationHold { shared: None };
+        }
+        self.shared.holds.fetch_add(1, Ordering::SeqCst);
+        EvaluationHold {
+            shared: Some(self.shared.clone()),
+        }
+    }
+
     /// Returns once every book change published before the call has been
     /// evaluated by every active plugin: replay uses it after each message so
     /// that each change is evaluated on its own (no coalescing) and a replay's
@@ -697,6 +719,22 @@ impl StrategyRuntime {
 impl Drop for StrategyRuntime {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// See [`StrategyRuntime::hold`].
+#[must_use = "evaluation resumes when the hold is dropped"]
+pub struct EvaluationHold {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Drop for EvaluationHold {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.holds.fetch_sub(1, Ordering::SeqCst);
+            // Changes published while held found no one to evaluate them.
+            shared.pump();
+        }
     }
 }
 

@@ -19,6 +19,12 @@ use crate::domain::events::{
 };
 use crate::domain::{BookError, PairId, UnixMicros, Venue};
 
+/// Most frames a feed applies in one go, from those already waiting on its
+/// socket, before the plugins see the result: a burst is decided on each
+/// pair's latest book, once, and the first frame's decision waits for at most
+/// this many others (1–2 µs each).
+pub const BATCH_FRAMES: usize = 32;
+
 /// The pairs one venue frame changed, published together when it ends: a
 /// frame is one change of the venue's books (a Polymarket `price_change`
 /// carries every level one order moved, often on both outcomes), and a book
@@ -45,6 +51,8 @@ pub struct BookWriter {
     books: Arc<BookStore>,
     bus: Arc<Bus>,
     pub stats: Arc<FeedStats>,
+    /// The plugins this feed's changes reach, for [`Self::hold_evaluations`].
+    strategy: Option<Arc<crate::strategy::StrategyRuntime>>,
 }
 
 impl BookWriter {
@@ -54,7 +62,21 @@ impl BookWriter {
             books,
             bus,
             stats,
+            strategy: None,
         }
+    }
+
+    /// Lets the feed hold the plugins' inline evaluation over a batch of
+    /// frames (see [`Self::hold_evaluations`]).
+    pub fn with_strategy(mut self, strategy: Arc<crate::strategy::StrategyRuntime>) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// Held while the feed applies frames that were already waiting on its
+    /// socket; dropping it evaluates what they changed, each pair once.
+    pub fn hold_evaluations(&self) -> Option<crate::strategy::EvaluationHold> {
+        self.strategy.as_ref().map(|s| s.hold())
     }
 
     fn changed(&self, pair: &PairId, received_at: UnixMicros, changes: u32) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -338,24 +338,39 @@ pub async fn run_orderbook_feed(
         );
         let reason = 'session: loop {
             crate::execution::let_queued_trades_go().await;
-            tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(t))) => {
-                        for reply in session.on_text(t.as_str()) {
-                            if ws.send(reply).await.is_err() { break 'session "send failed".to_string(); }
-                        }
-                    }
-                    // Kalshi pings every 10 s; tungstenite queues the pong, flushing sends it.
-                    Some(Ok(Message::Ping(_))) => { let _ = ws.flush().await; }
-                    Some(Ok(Message::Close(f))) => break format!("closed by venue: {f:?}"),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break format!("socket error: {e}"),
-                    None => break "socket ended".to_string(),
-                },
+            let mut frame = tokio::select! {
+                frame = ws.next() => frame,
                 _ = shutdown.changed() => {
                     let _ = ws.close(None).await;
                     writer.status(FeedStatus::Disconnected, "shutdown");
                     return;
+                }
+            };
+            // Frames already waiting go into the books before the plugins look.
+            let _batch = writer.hold_evaluations();
+            for _ in 0..crate::venues::feed::BATCH_FRAMES {
+                match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        for reply in session.on_text(t.as_str()) {
+                            if ws.send(reply).await.is_err() {
+                                break 'session "send failed".to_string();
+                            }
+                        }
+                    }
+                    // Kalshi pings every 10 s; tungstenite queues the pong, flushing sends it.
+                    Some(Ok(Message::Ping(_))) => {
+                        let _ = ws.flush().await;
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        break 'session format!("closed by venue: {f:?}");
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break 'session format!("socket error: {e}"),
+                    None => break 'session "socket ended".to_string(),
+                }
+                match ws.next().now_or_never() {
+                    Some(next) => frame = next,
+                    None => break,
                 }
             }
         };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -105,13 +105,22 @@ impl Session<'_> {
         }
     }
 
-    async fn on_text(&mut self, text: &str) {
+    /// Applies a frame; returns the books that drifted, for [`Self::resync`]
+    /// once the batch is in (a REST round trip must not hold the plugins).
+    fn on_text(&mut self, text: &str, drifted: &mut Vec<(PairId, Outcome)>) {
         let received = now_micros();
         if let Some(r) = self.recorder {
             r.record(Venue::Polymarket, received, text);
         }
-        for (pair, outcome) in apply_frame(&mut self.sync, self.writer, self.books, text, received)
-        {
+        for key in apply_frame(&mut self.sync, self.writer, self.books, text, received) {
+            if !drifted.contains(&key) {
+                drifted.push(key);
+            }
+        }
+    }
+
+    async fn resync_drifted(&mut self, drifted: Vec<(PairId, Outcome)>) {
+        for (pair, outcome) in drifted {
             tracing::info!(%pair, %outcome, "polymarket book drifted from the venue's top of book; re-fetching");
             self.resync(&pair, outcome).await;
         }
@@ -252,26 +261,43 @@ pub async fn run_market_feed(
         };
         let mut ping = tokio::time::interval(cfg.ping_every);
         ping.tick().await;
-        let reason = loop {
+        let reason = 'session: loop {
             crate::execution::let_queued_trades_go().await;
-            tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(t))) => session.on_text(t.as_str()).await,
-                    Some(Ok(Message::Ping(_))) => { let _ = ws.flush().await; }
-                    Some(Ok(Message::Close(f))) => break format!("closed by venue: {f:?}"),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break format!("socket error: {e}"),
-                    None => break "socket ended".to_string(),
-                },
+            let mut frame = tokio::select! {
+                frame = ws.next() => frame,
                 _ = ping.tick() => {
                     if ws.send(Message::Text("PING".into())).await.is_err() { break "ping failed".to_string(); }
+                    continue;
                 }
                 _ = shutdown.changed() => {
                     let _ = ws.close(None).await;
                     writer.status(FeedStatus::Disconnected, "shutdown");
                     return;
                 }
+            };
+            // Frames already waiting go into the books before the plugins look.
+            let batch = writer.hold_evaluations();
+            let mut drifted = Vec::new();
+            for _ in 0..crate::venues::feed::BATCH_FRAMES {
+                match frame {
+                    Some(Ok(Message::Text(t))) => session.on_text(t.as_str(), &mut drifted),
+                    Some(Ok(Message::Ping(_))) => {
+                        let _ = ws.flush().await;
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        break 'session format!("closed by venue: {f:?}");
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break 'session format!("socket error: {e}"),
+                    None => break 'session "socket ended".to_string(),
+                }
+                match ws.next().now_or_never() {
+                    Some(next) => frame = next,
+                    None => break,
+                }
             }
+            drop(batch);
+            session.resync_drifted(drifted).await;
         };
         // No sequence numbers: after a break nothing can be trusted until the new snapshots.
         writer.session_lost(cfg.pairs.iter().map(|p| &p.id), reason);
