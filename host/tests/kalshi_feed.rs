@@ -229,3 +229,49 @@ async fn the_simulator_notes_each_order_request_on_arrival_before_checking_it_wi
         }
     }
 }
+
+/// A burst longer than one batch (the feed applies at most
+/// `feed::BATCH_FRAMES` waiting frames at a time): 100 markets' snapshots
+/// arrive together on subscribing, and every frame is applied, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_frames_longer_than_a_batch_is_applied_whole() {
+    let pairs: Vec<_> = (0..100).map(|i| support::pair(&format!("m{i}"))).collect();
+    assert!(pairs.len() > 3 * doubletime::venues::feed::BATCH_FRAMES);
+    let sim = sim::start(SimConfig {
+        pairs: pairs.iter().map(SimPair::from).collect(),
+        scenario: Scenario {
+            seed: 9,
+            tick_ms: 3_600_000,
+            events: Vec::new(),
+        },
+        kalshi_auth: None,
+    })
+    .await
+    .unwrap();
+    let books = Arc::new(BookStore::new());
+    for p in &pairs {
+        books.add(p.clone(), PairFees::default(), Size::whole(5));
+    }
+    let bus = Arc::new(Bus::default());
+    let changed = bus.books.subscribe();
+    let stats = Arc::new(FeedStats::default());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let cfg = OrderbookFeedConfig::new(sim.kalshi_ws_url.clone(), pairs.clone(), None);
+    let writer = BookWriter::new(Venue::Kalshi, books.clone(), bus.clone(), stats.clone());
+    let feed = tokio::spawn(run_orderbook_feed(cfg, writer, None, shutdown));
+    let all_in = || {
+        let st = sim::read(&sim.state);
+        pairs.iter().enumerate().all(|(i, p)| {
+            let ours = books.get(&p.id).unwrap();
+            let ours = ours.state();
+            let theirs = st.markets[i].books();
+            !theirs.kalshi_no.is_empty()
+                && ours.kalshi.yes == theirs.kalshi_yes
+                && ours.kalshi.no == theirs.kalshi_no
+        })
+    };
+    until(&changed, all_in).await;
+    assert_eq!(stats.resyncs.load(Ordering::Relaxed), 0, "no frame lost");
+    stop.send(true).unwrap();
+    tokio::time::timeout(WAIT, feed).await.unwrap().unwrap();
+}

@@ -547,11 +547,19 @@ fn a_held_batch_is_evaluated_once_per_pair_when_the_hold_ends() {
     for _ in 0..3 {
         bus.books.publish(pair.clone(), changed());
     }
-    assert_eq!(rt.evaluations(), evaluations, "nothing evaluated while held");
+    assert_eq!(
+        rt.evaluations(),
+        evaluations,
+        "nothing evaluated while held"
+    );
     assert!(opps.try_recv().is_none());
     drop(hold);
     assert_eq!(rt.evaluations(), evaluations + 1, "once, for the pair");
-    assert_eq!(rt.changes_evaluated(), changes + 3, "standing for all three");
+    assert_eq!(
+        rt.changes_evaluated(),
+        changes + 3,
+        "standing for all three"
+    );
     assert!(opps.try_recv().is_some(), "its decision published");
 
     // Unheld, each change is evaluated as it is published.

@@ -348,7 +348,8 @@ pub async fn run_orderbook_feed(
             };
             // Frames already waiting go into the books before the plugins look.
             let _batch = writer.hold_evaluations();
-            for _ in 0..crate::venues::feed::BATCH_FRAMES {
+            let mut left = crate::venues::feed::BATCH_FRAMES;
+            loop {
                 match frame {
                     Some(Ok(Message::Text(t))) => {
                         for reply in session.on_text(t.as_str()) {
@@ -368,7 +369,9 @@ pub async fn run_orderbook_feed(
                     Some(Err(e)) => break 'session format!("socket error: {e}"),
                     None => break 'session "socket ended".to_string(),
                 }
-                match ws.next().now_or_never() {
+                left -= 1;
+                // Taken only when it will be applied: a frame read is never dropped.
+                match (left > 0).then(|| ws.next().now_or_never()).flatten() {
                     Some(next) => frame = next,
                     None => break,
                 }
