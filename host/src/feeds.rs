@@ -74,7 +74,8 @@ impl Feeds {
             host.bus.clone(),
             kalshi_stats,
         )
-        .with_strategy(host.strategy.clone());
+        .with_strategy(host.strategy.clone())
+        .with_batch_frames(host.config.feed_batch_frames);
         // The private fill channel needs an authenticated connection.
         let kalshi_fills = kalshi_signer
             .is_some()
@@ -99,7 +100,8 @@ impl Feeds {
             host.bus.clone(),
             poly_stats,
         )
-        .with_strategy(host.strategy.clone());
+        .with_strategy(host.strategy.clone())
+        .with_batch_frames(host.config.feed_batch_frames);
         let cfg = MarketFeedConfig::new(
             urls.polymarket_ws.clone(),
             urls.polymarket_rest.clone(),

@@ -92,6 +92,10 @@ enum Command {
         /// the feed's thread (DOUBLETIME_STRATEGY_THREAD).
         #[arg(long)]
         strategy_thread: bool,
+        /// Most waiting frames a feed applies before the plugins look
+        /// (`feed_batch_frames`; 1 decides after every frame).
+        #[arg(long, default_value_t = doubletime::venues::feed::BATCH_FRAMES)]
+        feed_batch_frames: usize,
         /// Run only these phases (comma-separated); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<doubletime::bench::Phase>,
@@ -187,6 +191,7 @@ fn real_main() -> anyhow::Result<()> {
             swaps,
             spin_us,
             strategy_thread,
+            feed_batch_frames,
             only,
             layout,
         } => {
@@ -197,6 +202,7 @@ fn real_main() -> anyhow::Result<()> {
                 swaps,
                 spin: Duration::from_micros(spin_us),
                 strategy_thread,
+                batch_frames: feed_batch_frames.max(1),
                 only,
                 layouts: layout,
             };

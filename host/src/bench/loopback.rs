@@ -165,10 +165,14 @@ fn config(
     plugins: &Path,
     cache: &Path,
     pairs: usize,
-    strategy_thread: bool,
+    settings: HostSettings,
 ) -> anyhow::Result<Config> {
+    let HostSettings {
+        strategy_thread,
+        batch_frames,
+    } = settings;
     let mut text = format!(
-        "dry_run = false\nmin_profit_threshold = \"0.01\"\nplugins_dir = {:?}\nplugin_cache_dir = {:?}\ndatabase_url = \"sqlite://{}/bench.db\"\nstrategy_thread = {strategy_thread}\n",
+        "dry_run = false\nmin_profit_threshold = \"0.01\"\nplugins_dir = {:?}\nplugin_cache_dir = {:?}\ndatabase_url = \"sqlite://{}/bench.db\"\nstrategy_thread = {strategy_thread}\nfeed_batch_frames = {batch_frames}\n",
         plugins.display().to_string(),
         cache.display().to_string(),
         dir.display()
@@ -184,6 +188,24 @@ fn config(
     std::fs::write(&path, text)?;
     // Only the file: the bench must not pick up a real deployment's settings.
     Ok(Config::load(Some(&path), |_| None)?)
+}
+
+/// How the host under test is configured, beyond its defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct HostSettings {
+    /// Plugins on a strategy thread of their own instead of inline.
+    pub strategy_thread: bool,
+    /// `feed_batch_frames`.
+    pub batch_frames: usize,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            strategy_thread: false,
+            batch_frames: crate::venues::feed::BATCH_FRAMES,
+        }
+    }
 }
 
 /// A session key the simulator verifies: every Kalshi request is really
@@ -225,7 +247,7 @@ pub async fn measure(
     pairs: usize,
     seconds: u64,
     layout: &Layout,
-    strategy_thread: bool,
+    settings: HostSettings,
 ) -> anyhow::Result<Loopback> {
     let Layout::Split { host, venues } = layout else {
         return measure_on(
@@ -234,7 +256,7 @@ pub async fn measure(
             pairs,
             seconds,
             layout.clone(),
-            strategy_thread,
+            settings,
             None,
         )
         .await;
@@ -259,7 +281,7 @@ pub async fn measure(
                     pairs,
                     seconds,
                     layout,
-                    strategy_thread,
+                    settings,
                     Some(sim_runtime),
                 ));
                 host_rt.shutdown_timeout(Duration::from_secs(5));
@@ -294,7 +316,7 @@ async fn measure_on(
     pairs: usize,
     seconds: u64,
     layout: Layout,
-    strategy_thread: bool,
+    settings: HostSettings,
     sim_runtime: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<Loopback> {
     let dir = super::Scratch::new("host")?;
@@ -303,7 +325,7 @@ async fn measure_on(
     for (name, bytes) in plugins {
         std::fs::write(plugins_dir.join(format!("{name}.wasm")), &**bytes)?;
     }
-    let config = config(dir.path(), &plugins_dir, cache, pairs, strategy_thread)?;
+    let config = config(dir.path(), &plugins_dir, cache, pairs, settings)?;
     let sim_pairs: Vec<SimPair> = config
         .pair_setups()
         .iter()
@@ -602,7 +624,7 @@ mod tests {
                 1,
                 1,
                 &layout,
-                false,
+                HostSettings::default(),
             ),
         )
         .await

@@ -43,6 +43,8 @@ pub struct BenchOptions {
     /// Plugins on a strategy thread of their own instead of inline on the
     /// thread that publishes the book change (the feed's).
     pub strategy_thread: bool,
+    /// Most waiting frames a feed applies before the plugins look.
+    pub batch_frames: usize,
     /// The phases to run; all of them when empty.
     pub only: Vec<Phase>,
     /// Where the loopback phase puts the host and the simulator; both
@@ -100,6 +102,7 @@ pub struct BenchReport {
     floors: Vec<(u64, LatencySummary)>,
     spin: std::time::Duration,
     strategy_thread: bool,
+    batch_frames: usize,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
     reload: Option<(reload::Reload, Option<u64>)>,
 }
@@ -215,7 +218,10 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
                         pairs,
                         opts.seconds,
                         layout,
-                        opts.strategy_thread,
+                        loopback::HostSettings {
+                            strategy_thread: opts.strategy_thread,
+                            batch_frames: opts.batch_frames,
+                        },
                     )
                     .await?;
                     loopback.push((l, peak_rss_kib()));
@@ -231,7 +237,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         ..RuntimeLimits::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
-    let (updates, swaps) = (opts.updates, opts.swaps);
+    let (updates, swaps, batch_frames) = (opts.updates, opts.swaps, opts.batch_frames);
     let (run_paced, run_throughput, run_reload) = (
         wanted(Phase::Paced),
         wanted(Phase::Throughput),
@@ -267,7 +273,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
                 for plugins in &sets {
                     tracing::info!(pairs, plugins = plugins.len(), "bench: throughput");
                     reset_peak_rss();
-                    let t = throughput::measure(&host, plugins, pairs, updates)?;
+                    let t = throughput::measure(&host, plugins, pairs, updates, batch_frames)?;
                     runs.push((t, peak_rss_kib()));
                 }
             }
@@ -294,6 +300,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         floors,
         spin: opts.spin,
         strategy_thread: opts.strategy_thread,
+        batch_frames: opts.batch_frames,
         throughput,
         reload,
     })
@@ -359,10 +366,14 @@ impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         s.push_str(if self.strategy_thread {
-            "Plugins evaluated on a strategy thread of their own (`--strategy-thread`).\n"
+            "Plugins evaluated on a strategy thread of their own (`--strategy-thread`)"
         } else {
-            "Plugins evaluated inline, on the thread that published the book change (the feed's).\n"
+            "Plugins evaluated inline, on the thread that published the book change (the feed's)"
         });
+        s.push_str(&format!(
+            "; feeds apply at most {} waiting frames before the plugins look.\n",
+            self.batch_frames
+        ));
         if let Some((first, _)) = self.loopback.first() {
             table(
                 &mut s,
@@ -646,6 +657,7 @@ mod tests {
             floors: Vec::new(),
             spin: std::time::Duration::ZERO,
             strategy_thread: false,
+            batch_frames: 8,
             throughput: Vec::new(),
             reload: None,
         };

@@ -39,6 +39,7 @@ pub fn measure(
     plugins: &[(String, Arc<Vec<u8>>)],
     pairs: usize,
     updates: usize,
+    batch_frames: usize,
 ) -> anyhow::Result<Throughput> {
     let market = wire::pairs(pairs);
     let snapshots = wire::snapshots(&market);
@@ -53,9 +54,9 @@ pub fn measure(
 
     let started = Instant::now();
     // Full load is a socket that always has frames waiting: the feeds take
-    // them in batches, as live (`feed::BATCH_FRAMES`), and the plugins see
+    // them in batches, as live (`feed_batch_frames`), and the plugins see
     // each batch's books once.
-    for batch in messages.chunks(crate::venues::feed::BATCH_FRAMES) {
+    for batch in messages.chunks(batch_frames.max(1)) {
         let _held = p.strategy.hold();
         for (venue, text) in batch {
             p.feed.on_text(*venue, text);

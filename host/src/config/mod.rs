@@ -223,6 +223,12 @@ pub struct Config {
     /// plugins (Python, JavaScript) in a burst, the thread, which coalesces
     /// changes per pair while it is busy, keeps the feeds current.
     pub strategy_thread: bool,
+    /// Most frames a feed applies from those already waiting on its socket
+    /// before the plugins look (`DOUBLETIME_FEED_BATCH_FRAMES`, default 8,
+    /// 1 to 1024). In a burst each pair is then decided once, on its latest
+    /// book, and the host keeps up with the venue; the first frame's decision
+    /// waits for the others (1–3 µs each). 1 decides after every frame.
+    pub feed_batch_frames: usize,
     /// Pins each async worker to a core of its own (`DOUBLETIME_PIN_WORKERS`,
     /// default off; Linux only). Keeps a worker woken mid-order from taking
     /// the order's core, at a cost to the feeds (BENCHMARKS.md); only for a
@@ -255,6 +261,7 @@ impl Default for Config {
             plugin_cache_dir: PathBuf::from("var/cache/components"),
             strategy_spin_us: 50,
             strategy_thread: false,
+            feed_batch_frames: crate::venues::feed::BATCH_FRAMES,
             pin_workers: false,
             api: ApiConfig::default(),
             kalshi: KalshiConfig::default(),
@@ -404,6 +411,9 @@ impl Config {
         if let Some(v) = env("DOUBLETIME_STRATEGY_THREAD") {
             self.strategy_thread = parse_bool("DOUBLETIME_STRATEGY_THREAD", &v)?;
         }
+        if let Some(v) = env("DOUBLETIME_FEED_BATCH_FRAMES") {
+            self.feed_batch_frames = parse_env("DOUBLETIME_FEED_BATCH_FRAMES", &v)?;
+        }
         if let Some(v) = env("DOUBLETIME_PIN_WORKERS") {
             self.pin_workers = parse_bool("DOUBLETIME_PIN_WORKERS", &v)?;
         }
@@ -424,6 +434,12 @@ impl Config {
                 Ok(())
             }
         };
+        if !(1..=1024).contains(&self.feed_batch_frames) {
+            return Err(invalid(
+                "DOUBLETIME_FEED_BATCH_FRAMES",
+                format!("{} is not between 1 and 1024", self.feed_batch_frames),
+            ));
+        }
         if self.strategy_spin_us > 1_000_000 {
             return Err(invalid(
                 "DOUBLETIME_STRATEGY_SPIN_US",
@@ -667,6 +683,28 @@ mod tests {
         let cfg =
             Config::load(Some(&path), env(&[("DOUBLETIME_STRATEGY_THREAD", "false")])).unwrap();
         assert!(!cfg.strategy_thread, "the environment wins");
+    }
+
+    #[test]
+    fn the_feed_batch_is_set_from_the_file_or_the_environment_and_bounded() {
+        assert_eq!(Config::default().feed_batch_frames, 8);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doubletime.toml");
+        std::fs::write(&path, "feed_batch_frames = 1\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&path), env(&[]))
+                .unwrap()
+                .feed_batch_frames,
+            1
+        );
+        let cfg =
+            Config::load(Some(&path), env(&[("DOUBLETIME_FEED_BATCH_FRAMES", "32")])).unwrap();
+        assert_eq!(cfg.feed_batch_frames, 32, "the environment wins");
+        let err = Config::load(None, env(&[("DOUBLETIME_FEED_BATCH_FRAMES", "0")])).unwrap_err();
+        assert!(
+            err.to_string().contains("DOUBLETIME_FEED_BATCH_FRAMES"),
+            "{err}"
+        );
     }
 
     #[test]

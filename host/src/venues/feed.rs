@@ -20,10 +20,11 @@ use crate::domain::events::{
 use crate::domain::{BookError, PairId, UnixMicros, Venue};
 
 /// Most frames a feed applies in one go, from those already waiting on its
-/// socket, before the plugins see the result: a burst is decided on each
-/// pair's latest book, once, and the first frame's decision waits for at most
-/// this many others (1–2 µs each).
-pub const BATCH_FRAMES: usize = 32;
+/// socket, before the plugins see the result (`feed_batch_frames`): in a
+/// burst, each pair is decided on its latest book once, and the host keeps
+/// up with the venue; the first frame's decision waits for at most this many
+/// others (1–3 µs each). 1 decides after every frame.
+pub const BATCH_FRAMES: usize = 8;
 
 /// The pairs one venue frame changed, published together when it ends: a
 /// frame is one change of the venue's books (a Polymarket `price_change`
@@ -53,6 +54,7 @@ pub struct BookWriter {
     pub stats: Arc<FeedStats>,
     /// The plugins this feed's changes reach, for [`Self::hold_evaluations`].
     strategy: Option<Arc<crate::strategy::StrategyRuntime>>,
+    batch_frames: usize,
 }
 
 impl BookWriter {
@@ -63,7 +65,18 @@ impl BookWriter {
             bus,
             stats,
             strategy: None,
+            batch_frames: BATCH_FRAMES,
         }
+    }
+
+    /// Most waiting frames applied before the plugins look (at least 1).
+    pub fn with_batch_frames(mut self, frames: usize) -> Self {
+        self.batch_frames = frames.max(1);
+        self
+    }
+
+    pub fn batch_frames(&self) -> usize {
+        self.batch_frames
     }
 
     /// Lets the feed hold the plugins' inline evaluation over a batch of

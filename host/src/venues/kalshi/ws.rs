@@ -348,7 +348,7 @@ pub async fn run_orderbook_feed(
             };
             // Frames already waiting go into the books before the plugins look.
             let _batch = writer.hold_evaluations();
-            let mut left = crate::venues::feed::BATCH_FRAMES;
+            let mut left = writer.batch_frames();
             loop {
                 match frame {
                     Some(Ok(Message::Text(t))) => {

@@ -278,7 +278,7 @@ pub async fn run_market_feed(
             // Frames already waiting go into the books before the plugins look.
             let batch = writer.hold_evaluations();
             let mut drifted = Vec::new();
-            let mut left = crate::venues::feed::BATCH_FRAMES;
+            let mut left = writer.batch_frames();
             loop {
                 match frame {
                     Some(Ok(Message::Text(t))) => session.on_text(t.as_str(), &mut drifted),
