@@ -912,7 +912,10 @@ impl Executor {
         let registration = self.risk.execute_approvals_with(move |cmd| {
             // One trade per market at a time is the risk gate's rule; markets run in parallel.
             let me = me.clone();
-            runtime.spawn(async move { me.execute(cmd).await });
+            // Boxed: the trade's future is about 19 KB, and spawned as is it
+            // is copied into the task as well; the spawn took 14 µs p50 on
+            // loopback (probes), 10 µs boxed.
+            runtime.spawn(Box::pin(async move { me.execute(cmd).await }));
             // This runs on the thread that decided. A strategy thread of its
             // own may share a core with the worker just woken: let the trade
             // go first, its log line and the rest of the evaluation can wait.
