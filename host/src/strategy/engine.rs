@@ -345,12 +345,11 @@ impl FloorProbe {
     /// from a feed's task would pay (the sync bindings cannot run on a tokio
     /// worker: BENCHMARKS.md). `None` if the first poll did not finish it.
     pub fn call_async_polled_once(&mut self, x: u32) -> Option<wasmtime::Result<u32>> {
-        let call = std::pin::pin!(self.func.call_async(&mut self.store, (x,)));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match call.poll(&mut cx) {
-            std::task::Poll::Ready(r) => Some(r.map(|(y,)| y)),
-            std::task::Poll::Pending => None,
-        }
+        use futures_util::FutureExt;
+        self.func
+            .call_async(&mut self.store, (x,))
+            .now_or_never()
+            .map(|r| r.map(|(y,)| y))
     }
 }
 

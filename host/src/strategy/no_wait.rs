@@ -13,8 +13,8 @@
 //! that is not ready is a plugin trying to wait.
 
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
+use futures_util::FutureExt;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::sockets::network;
@@ -32,21 +32,16 @@ use super::state::PluginState;
 /// What a plugin is told when a blocking call is not ready at once.
 const NO_WAITING: &str = "plugins may not wait: a blocking WASI call was not ready at once (it would hold every plugin's decisions)";
 
-/// Polls `f` once, with no runtime and no waker to call back.
-fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
-}
-
+/// The call's future polled once (`now_or_never`: no runtime, no waker to
+/// call back); not ready is a plugin trying to wait.
 fn ready<T>(f: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
-    now_or_never(f).unwrap_or_else(|| Err(wasmtime::Error::msg(NO_WAITING)))
+    f.now_or_never()
+        .unwrap_or_else(|| Err(wasmtime::Error::msg(NO_WAITING)))
 }
 
 fn ready_stream<T>(f: impl Future<Output = StreamResult<T>>) -> StreamResult<T> {
-    now_or_never(f).unwrap_or_else(|| Err(StreamError::Trap(wasmtime::Error::msg(NO_WAITING))))
+    f.now_or_never()
+        .unwrap_or_else(|| Err(StreamError::Trap(wasmtime::Error::msg(NO_WAITING))))
 }
 
 /// Replaces wasmtime-wasi's blocking io (and UDP socket creation) in `linker`,
@@ -180,7 +175,7 @@ impl sync_udp_create::Host for NoWait<WasiSocketsCtxView<'_>> {
         family: sync_udp_create::IpAddressFamily,
     ) -> SocketResult<Resource<UdpSocket>> {
         use wasmtime_wasi::p2::bindings::sockets::udp_create_socket::Host as Async;
-        match now_or_never(Async::create_udp_socket(&mut self.0, family)) {
+        match Async::create_udp_socket(&mut self.0, family).now_or_never() {
             Some(r) => r,
             None => Err(wasmtime_wasi::TrappableError::trap(wasmtime::Error::msg(
                 NO_WAITING,
