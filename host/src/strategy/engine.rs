@@ -185,7 +185,6 @@ impl PluginHost {
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        forbid_waiting(&mut linker)?;
         super::no_wait::add_to_linker(&mut linker)?;
         Strategy::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         let mut h = std::hash::DefaultHasher::new();
@@ -386,35 +385,6 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
                 std::thread::sleep(tick);
             }
         });
-}
-
-/// The WASI clocks package the linker holds (`wasmtime-wasi`'s); a plugin's
-/// import of any 0.2 version resolves to it. The hostile-plugin test fails if
-/// an upgrade moves it and the functions below stop shadowing it.
-const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
-
-/// Why a plugin that subscribes to a clock faults.
-const NO_WAITING: &str = "plugins may not wait: a monotonic-clock subscription (a sleep) blocks where no deadline reaches";
-
-/// A WASI clock wait (`subscribe-duration`, `subscribe-instant`, what a
-/// `sleep` is made of) blocks inside the host, where no epoch deadline
-/// reaches: a plugin could hold the strategy thread for an hour, or for good.
-/// No rule has a reason to wait, so subscribing to a clock faults the plugin.
-/// Every other pollable a plugin can make (its stdio) is always ready.
-fn forbid_waiting(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    use wasmtime::component::Resource;
-    use wasmtime_wasi::p2::DynPollable;
-    type Subscribed = wasmtime::Result<(Resource<DynPollable>,)>;
-    linker.allow_shadowing(true);
-    let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |_, (_,): (u64,)| -> Subscribed {
-        Err(wasmtime::Error::msg(NO_WAITING))
-    })?;
-    clock.func_wrap("subscribe-instant", |_, (_,): (u64,)| -> Subscribed {
-        Err(wasmtime::Error::msg(NO_WAITING))
-    })?;
-    linker.allow_shadowing(false);
-    Ok(())
 }
 
 fn classify(err: wasmtime::Error, budget: Duration, memory_cap: usize) -> Fault {

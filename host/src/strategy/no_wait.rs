@@ -8,7 +8,7 @@
 //! evaluates plugins inline on the feed's task, it panics the host ("Cannot
 //! start a runtime from within a runtime"). Nothing a plugin can reach needs a
 //! runtime: its stdio is a sink (always ready), stdin is closed, files and
-//! sockets are off, and clock waits are refused (`engine::forbid_waiting`).
+//! sockets are off, and clock waits are refused (`forbid_sleeping`).
 //! So the same futures are polled once here, without a runtime, and a future
 //! that is not ready is a plugin trying to wait.
 
@@ -44,14 +44,42 @@ fn ready_stream<T>(f: impl Future<Output = StreamResult<T>>) -> StreamResult<T> 
         .unwrap_or_else(|| Err(StreamError::Trap(wasmtime::Error::msg(NO_WAITING))))
 }
 
-/// Replaces wasmtime-wasi's blocking io (and UDP socket creation) in `linker`,
-/// which must already hold `add_to_linker_sync`'s definitions.
+/// Refuses clock waits and replaces wasmtime-wasi's blocking io (and UDP
+/// socket creation) in `linker`, which must already hold
+/// `add_to_linker_sync`'s definitions.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
+    forbid_sleeping(linker)?;
     sync_poll::add_to_linker::<PluginState, NoWaitIo>(linker, |s| NoWait(s.ctx().table))?;
     sync_streams::add_to_linker::<PluginState, NoWaitIo>(linker, |s| NoWait(s.ctx().table))?;
     sync_udp_create::add_to_linker::<PluginState, NoWaitSockets>(linker, |s| NoWait(s.sockets()))?;
     linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The WASI clocks package the linker holds (`wasmtime-wasi`'s); a plugin's
+/// import of any 0.2 version resolves to it. The hostile-plugin test fails if
+/// an upgrade moves it and the functions below stop shadowing it.
+const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Why a plugin that subscribes to a clock faults.
+const NO_SLEEPING: &str = "plugins may not wait: a monotonic-clock subscription (a sleep) blocks where no deadline reaches";
+
+/// A WASI clock wait (`subscribe-duration`, `subscribe-instant`, what a
+/// `sleep` is made of) blocks inside the host, where no epoch deadline
+/// reaches: a plugin could hold the thread evaluating it (a feed's, inline)
+/// for an hour, or for good.
+/// No rule has a reason to wait, so subscribing to a clock faults the plugin.
+/// Every other pollable a plugin can make (its stdio) is always ready.
+fn forbid_sleeping(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    type Subscribed = wasmtime::Result<(Resource<DynPollable>,)>;
+    let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |_, (_,): (u64,)| -> Subscribed {
+        Err(wasmtime::Error::msg(NO_SLEEPING))
+    })?;
+    clock.func_wrap("subscribe-instant", |_, (_,): (u64,)| -> Subscribed {
+        Err(wasmtime::Error::msg(NO_SLEEPING))
+    })?;
     Ok(())
 }
 
