@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{FutureExt, Stream, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::books::BookStore;
 use crate::bus::{BookChanged, Bus, StatusEvent};
@@ -25,6 +27,49 @@ use crate::domain::{BookError, PairId, UnixMicros, Venue};
 /// up with the venue; the first frame's decision waits for at most this many
 /// others (1–3 µs each). 1 decides after every frame.
 pub const BATCH_FRAMES: usize = 8;
+
+/// One read from a venue's WebSocket, sorted the way every feed treats it.
+pub enum SocketRead {
+    Text(Utf8Bytes),
+    /// Answered by flushing: tungstenite queues the pong.
+    Ping,
+    /// Binary, pong or raw frames: nothing a feed reads.
+    Other,
+    /// The session is over, and why.
+    Ended(String),
+}
+
+impl SocketRead {
+    pub fn of(read: Option<Result<Message, WsError>>) -> Self {
+        match read {
+            Some(Ok(Message::Text(t))) => SocketRead::Text(t),
+            Some(Ok(Message::Ping(_))) => SocketRead::Ping,
+            Some(Ok(Message::Close(f))) => SocketRead::Ended(format!("closed by venue: {f:?}")),
+            Some(Ok(_)) => SocketRead::Other,
+            Some(Err(e)) => SocketRead::Ended(format!("socket error: {e}")),
+            None => SocketRead::Ended("socket ended".to_string()),
+        }
+    }
+}
+
+/// The frames a feed applies before the plugins look ([`BookWriter::batch`]).
+pub struct FrameBatch {
+    left: usize,
+    _hold: Option<crate::strategy::EvaluationHold>,
+}
+
+impl FrameBatch {
+    /// The next read already waiting on `ws`, while the batch has room; `None`
+    /// once it is full or nothing waits. A read is taken only when it will be
+    /// applied: a frame read is never dropped.
+    pub fn next_read<S: Stream + Unpin>(&mut self, ws: &mut S) -> Option<Option<S::Item>> {
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            return None;
+        }
+        ws.next().now_or_never()
+    }
+}
 
 /// The pairs one venue frame changed, published together when it ends: a
 /// frame is one change of the venue's books (a Polymarket `price_change`
@@ -52,7 +97,7 @@ pub struct BookWriter {
     books: Arc<BookStore>,
     bus: Arc<Bus>,
     pub stats: Arc<FeedStats>,
-    /// The plugins this feed's changes reach, for [`Self::hold_evaluations`].
+    /// The plugins this feed's changes reach, for [`Self::batch`].
     strategy: Option<Arc<crate::strategy::StrategyRuntime>>,
     batch_frames: usize,
 }
@@ -75,21 +120,21 @@ impl BookWriter {
         self
     }
 
-    pub fn batch_frames(&self) -> usize {
-        self.batch_frames
-    }
-
     /// Lets the feed hold the plugins' inline evaluation over a batch of
-    /// frames (see [`Self::hold_evaluations`]).
+    /// frames (see [`Self::batch`]).
     pub fn with_strategy(mut self, strategy: Arc<crate::strategy::StrategyRuntime>) -> Self {
         self.strategy = Some(strategy);
         self
     }
 
-    /// Held while the feed applies frames that were already waiting on its
-    /// socket; dropping it evaluates what they changed, each pair once.
-    pub fn hold_evaluations(&self) -> Option<crate::strategy::EvaluationHold> {
-        self.strategy.as_ref().map(|s| s.hold())
+    /// A batch of frames, starting with one just read: the plugins' inline
+    /// evaluation is held until it is dropped, which evaluates what its
+    /// frames changed, each pair once.
+    pub fn batch(&self) -> FrameBatch {
+        FrameBatch {
+            left: self.batch_frames,
+            _hold: self.strategy.as_ref().map(|s| s.hold()),
+        }
     }
 
     fn changed(&self, pair: &PairId, received_at: UnixMicros, changes: u32) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -30,7 +30,7 @@ use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, parse};
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, PairId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder, SocketRead};
 
 #[derive(Clone)]
 pub struct OrderbookFeedConfig {
@@ -347,31 +347,24 @@ pub async fn run_orderbook_feed(
                 }
             };
             // Frames already waiting go into the books before the plugins look.
-            let _batch = writer.hold_evaluations();
-            let mut left = writer.batch_frames();
+            let mut batch = writer.batch();
             loop {
-                match frame {
-                    Some(Ok(Message::Text(t))) => {
+                match SocketRead::of(frame) {
+                    SocketRead::Text(t) => {
                         for reply in session.on_text(t.as_str()) {
                             if ws.send(reply).await.is_err() {
                                 break 'session "send failed".to_string();
                             }
                         }
                     }
-                    // Kalshi pings every 10 s; tungstenite queues the pong, flushing sends it.
-                    Some(Ok(Message::Ping(_))) => {
+                    // Kalshi pings every 10 s.
+                    SocketRead::Ping => {
                         let _ = ws.flush().await;
                     }
-                    Some(Ok(Message::Close(f))) => {
-                        break 'session format!("closed by venue: {f:?}");
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break 'session format!("socket error: {e}"),
-                    None => break 'session "socket ended".to_string(),
+                    SocketRead::Other => {}
+                    SocketRead::Ended(reason) => break 'session reason,
                 }
-                left -= 1;
-                // Taken only when it will be applied: a frame read is never dropped.
-                match (left > 0).then(|| ws.next().now_or_never()).flatten() {
+                match batch.next_read(&mut ws) {
                     Some(next) => frame = next,
                     None => break,
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -18,7 +18,7 @@ use crate::books::BookStore;
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder, SocketRead};
 
 #[derive(Debug, Clone)]
 pub struct MarketFeedConfig {
@@ -276,25 +276,18 @@ pub async fn run_market_feed(
                 }
             };
             // Frames already waiting go into the books before the plugins look.
-            let batch = writer.hold_evaluations();
+            let mut batch = writer.batch();
             let mut drifted = Vec::new();
-            let mut left = writer.batch_frames();
             loop {
-                match frame {
-                    Some(Ok(Message::Text(t))) => session.on_text(t.as_str(), &mut drifted),
-                    Some(Ok(Message::Ping(_))) => {
+                match SocketRead::of(frame) {
+                    SocketRead::Text(t) => session.on_text(t.as_str(), &mut drifted),
+                    SocketRead::Ping => {
                         let _ = ws.flush().await;
                     }
-                    Some(Ok(Message::Close(f))) => {
-                        break 'session format!("closed by venue: {f:?}");
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break 'session format!("socket error: {e}"),
-                    None => break 'session "socket ended".to_string(),
+                    SocketRead::Other => {}
+                    SocketRead::Ended(reason) => break 'session reason,
                 }
-                left -= 1;
-                // Taken only when it will be applied: a frame read is never dropped.
-                match (left > 0).then(|| ws.next().now_or_never()).flatten() {
+                match batch.next_read(&mut ws) {
                     Some(next) => frame = next,
                     None => break,
                 }
