@@ -201,8 +201,10 @@ fn real_main() -> anyhow::Result<()> {
                 updates,
                 swaps,
                 spin: Duration::from_micros(spin_us),
-                strategy_thread,
-                batch_frames: feed_batch_frames.max(1),
+                settings: doubletime::bench::HostSettings {
+                    strategy_thread,
+                    batch_frames: feed_batch_frames.max(1),
+                },
                 only,
                 layouts: layout,
             };

@@ -20,6 +20,8 @@ mod throughput;
 mod wake;
 mod wire;
 
+pub use loopback::HostSettings;
+
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,11 +42,8 @@ pub struct BenchOptions {
     pub swaps: usize,
     /// The evaluation thread's poll before parking, for the in-process runs.
     pub spin: std::time::Duration,
-    /// Plugins on a strategy thread of their own instead of inline on the
-    /// thread that publishes the book change (the feed's).
-    pub strategy_thread: bool,
-    /// Most waiting frames a feed applies before the plugins look.
-    pub batch_frames: usize,
+    /// Where plugins run and how feeds batch, for every phase.
+    pub settings: loopback::HostSettings,
     /// The phases to run; all of them when empty.
     pub only: Vec<Phase>,
     /// Where the loopback phase puts the host and the simulator; both
@@ -101,8 +100,7 @@ pub struct BenchReport {
     /// The empty hand-off floor, once per paced rate: (messages a second, floor).
     floors: Vec<(u64, LatencySummary)>,
     spin: std::time::Duration,
-    strategy_thread: bool,
-    batch_frames: usize,
+    settings: loopback::HostSettings,
     throughput: Vec<(throughput::Throughput, Option<u64>)>,
     reload: Option<(reload::Reload, Option<u64>)>,
 }
@@ -218,10 +216,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
                         pairs,
                         opts.seconds,
                         layout,
-                        loopback::HostSettings {
-                            strategy_thread: opts.strategy_thread,
-                            batch_frames: opts.batch_frames,
-                        },
+                        opts.settings,
                     )
                     .await?;
                     loopback.push((l, peak_rss_kib()));
@@ -233,11 +228,11 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
     let host = PluginHost::new(RuntimeLimits {
         cache_dir: Some(cache),
         spin: opts.spin,
-        inline: !opts.strategy_thread,
+        inline: !opts.settings.strategy_thread,
         ..RuntimeLimits::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
-    let (updates, swaps, batch_frames) = (opts.updates, opts.swaps, opts.batch_frames);
+    let (updates, swaps, batch_frames) = (opts.updates, opts.swaps, opts.settings.batch_frames);
     let (run_paced, run_throughput, run_reload) = (
         wanted(Phase::Paced),
         wanted(Phase::Throughput),
@@ -299,8 +294,7 @@ pub async fn run(config: &Config, opts: &BenchOptions) -> anyhow::Result<BenchRe
         paced,
         floors,
         spin: opts.spin,
-        strategy_thread: opts.strategy_thread,
-        batch_frames: opts.batch_frames,
+        settings: opts.settings,
         throughput,
         reload,
     })
@@ -365,14 +359,14 @@ fn stage_names(cells: &[Vec<(&'static str, LatencySummary)>]) -> Vec<&'static st
 impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
-        s.push_str(if self.strategy_thread {
+        s.push_str(if self.settings.strategy_thread {
             "Plugins evaluated on a strategy thread of their own (`--strategy-thread`)"
         } else {
             "Plugins evaluated inline, on the thread that published the book change (the feed's)"
         });
         s.push_str(&format!(
             "; feeds apply at most {} waiting frames before the plugins look.\n",
-            self.batch_frames
+            self.settings.batch_frames
         ));
         if let Some((first, _)) = self.loopback.first() {
             table(
@@ -656,8 +650,7 @@ mod tests {
             paced: Vec::new(),
             floors: Vec::new(),
             spin: std::time::Duration::ZERO,
-            strategy_thread: false,
-            batch_frames: 8,
+            settings: loopback::HostSettings::default(),
             throughput: Vec::new(),
             reload: None,
         };

@@ -58,9 +58,7 @@ pub fn measure(
     let mut status = p.bus.status.subscribe();
 
     let Pipeline {
-        bus: _bus,
-        strategy,
-        mut feed,
+        strategy, mut feed, ..
     } = p;
     for (venue, text) in &snapshots {
         feed.on_text(*venue, text);
