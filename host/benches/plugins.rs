@@ -153,54 +153,75 @@ fn bench(c: &mut Criterion) {
         )
         .expect("load");
     assert!(empty.evaluate_top(&top, &terms).unwrap().is_some());
+    // Most book changes open no window: the same books with the asks a cent
+    // dearer, so both directions cost more than $1.
+    let mut quiet = v.clone();
+    quiet.kalshi.yes_ask = 460_000;
+    quiet.polymarket.no_ask = 560_000;
+    let (quiet, _) = top_of_book(&quiet);
+    assert!(instance.evaluate_top(&quiet, &terms).unwrap().is_none());
+    // Two of the rounds' calls go to this one instance.
+    let instance = std::cell::RefCell::new(instance);
     let mut rounds = Rounds::default();
     for _ in 0..301 {
-        rounds.run(
-            || {
+        rounds.run([
+            &mut || {
                 black_box(floor.call(black_box(7)).unwrap());
             },
-            || {
+            &mut || {
                 black_box(empty.evaluate_top(black_box(&top), &terms).unwrap());
             },
-            || {
-                black_box(instance.evaluate_top(black_box(&top), &terms).unwrap());
+            &mut || {
+                black_box(
+                    instance
+                        .borrow_mut()
+                        .evaluate_top(black_box(&top), &terms)
+                        .unwrap(),
+                );
             },
-        );
+            &mut || {
+                black_box(
+                    instance
+                        .borrow_mut()
+                        .evaluate_top(black_box(&quiet), &terms)
+                        .unwrap(),
+                );
+            },
+        ]);
     }
-    let [floor_ns, empty_ns, top_ns] = rounds.ns.map(median);
-    let [empty_x, top_x] = rounds.ratios.map(median);
+    let [floor_ns, empty_ns, top_ns, quiet_ns] = rounds.ns.map(median);
+    let [_, empty_x, top_x, quiet_x] = rounds.ratios.map(median);
     println!(
         "evaluate/paired: component-call floor {floor_ns:.0} ns; evaluate-top without a rule \
-         {empty_ns:.0} ns ({empty_x:.2}x); buy-both evaluate-top {top_ns:.0} ns ({top_x:.2}x) \
+         {empty_ns:.0} ns ({empty_x:.2}x); buy-both evaluate-top {top_ns:.0} ns ({top_x:.2}x), \
+         on books with no window {quiet_ns:.0} ns ({quiet_x:.2}x) \
          (medians of 301 interleaved rounds of {CALLS} calls each)"
     );
 }
 
 const CALLS: u32 = 2_000;
 
-/// Per round: ns per call of the floor, the empty call and the real one,
-/// and the two ratios to the floor.
+/// Per round: ns per call of each function (the floor first), and each
+/// one's ratio to the floor.
 #[derive(Default)]
 struct Rounds {
-    ns: [Vec<f64>; 3],
-    ratios: [Vec<f64>; 2],
+    ns: [Vec<f64>; 4],
+    ratios: [Vec<f64>; 4],
 }
 
 impl Rounds {
-    fn run(&mut self, mut floor: impl FnMut(), mut empty: impl FnMut(), mut real: impl FnMut()) {
-        let time = |f: &mut dyn FnMut()| {
+    fn run(&mut self, calls: [&mut dyn FnMut(); 4]) {
+        let ns = calls.map(|f| {
             let start = std::time::Instant::now();
             for _ in 0..CALLS {
                 f();
             }
             start.elapsed().as_nanos() as f64 / f64::from(CALLS)
-        };
-        let ns = [time(&mut floor), time(&mut empty), time(&mut real)];
-        for (all, x) in self.ns.iter_mut().zip(ns) {
-            all.push(x);
+        });
+        for (i, x) in ns.into_iter().enumerate() {
+            self.ns[i].push(x);
+            self.ratios[i].push(x / ns[0]);
         }
-        self.ratios[0].push(ns[1] / ns[0]);
-        self.ratios[1].push(ns[2] / ns[0]);
     }
 }
 

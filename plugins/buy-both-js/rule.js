@@ -132,6 +132,8 @@ export function evaluateDirection(a, aVenue, b, bVenue, config) {
   const yes = BigInt(a.yesAsk);
   const no = BigInt(b.noAsk);
   if (yes === 0n || no === 0n || yes >= 1000000n || no >= 1000000n) return null;
+  // The asks alone cost the $1 payout or more; fees are never negative.
+  if (yes + no >= 1000000n) return null;
 
   let size = BigInt(a.yesAskSize);
   const bSize = BigInt(b.noAskSize);

@@ -71,11 +71,15 @@ test('no edge: empty books, zero prices, and a pair costing exactly $1', () => {
   assert.deepEqual(evaluate(view(quote(), quote()), cfg()), []);
   // YES offered but no NO on the other side (price 0): skipped.
   assert.deepEqual(evaluate(view(quote({ yesAsk: 100000, yesAskSize: 1000n }), quote()), cfg()), []);
-  // 0.50 + 0.50 with no fees: net 0, not > 0, even with min-profit 0.
+  // 0.50 + 0.50 with no fees: net 0 at best, not > 0, even with min-profit 0;
+  // skipped before any fee arithmetic.
   const k = quote({ yesAsk: 500000, yesAskSize: 1000n });
   const p = quote({ noAsk: 500000, noAskSize: 1000n });
-  assert.equal(evaluateDirection(k, 'kalshi', p, 'polymarket', cfg()).net, 0n);
+  assert.equal(evaluateDirection(k, 'kalshi', p, 'polymarket', cfg()), null);
   assert.deepEqual(evaluate(view(k, p), cfg(0n)), []);
+  // One micro-dollar less is worked out: 10 contracts, net 10 micro-dollars.
+  const cheaper = quote({ noAsk: 499999, noAskSize: 1000n });
+  assert.equal(evaluateDirection(k, 'kalshi', cheaper, 'polymarket', cfg()).net, 10n);
 });
 
 test('edge below the min-profit threshold, and exactly at it', () => {

@@ -109,6 +109,9 @@ def evaluate(view, cfg: Config) -> List[Opp]:
         no = b.no_ask
         if yes == 0 or no == 0 or yes >= 1_000_000 or no >= 1_000_000:
             continue
+        # The asks alone cost the $1 payout or more; fees are never negative.
+        if yes + no >= 1_000_000:
+            continue
         size = min(a.yes_ask_size, b.no_ask_size, cfg.max_size)
         step = a.size_step or 1
         size -= size % step

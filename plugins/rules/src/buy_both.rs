@@ -161,6 +161,11 @@ fn open(a: &Quote, b: &Quote, params: &Params) -> Option<(u32, u32, u64)> {
     if yes == 0 || no == 0 || yes >= 1_000_000 || no >= 1_000_000 {
         return None;
     }
+    // The asks alone cost the $1 payout or more, and fees are never
+    // negative: no trade, whatever the size. Most book changes end here.
+    if yes + no >= 1_000_000 {
+        return None;
+    }
     let max = u64::try_from(params.max_size).ok()?;
     let mut size = a.yes_ask_size.min(b.no_ask_size).min(max);
     size = floor_to(floor_to(size, a.size_step), b.size_step);
@@ -433,6 +438,40 @@ mod tests {
             }
         }
         assert!(traded > 10_000, "the sweep must trade often: {traded}");
+    }
+
+    /// `open`'s shortcut loses no trade: at asks summing to $1 or more the
+    /// full arithmetic, with no fees and no minimum profit, finds no edge.
+    #[test]
+    fn asks_summing_to_a_dollar_never_trade() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let free = Params {
+            min_profit: 0,
+            max_size: i64::MAX,
+        };
+        for i in 0..100_000u64 {
+            let yes = (xorshift(&mut x) % 999_999 + 1) as u32;
+            let least_no = 1_000_000 - yes;
+            let no = least_no + (xorshift(&mut x) % u64::from(yes.min(1_000))) as u32;
+            let no = no.min(999_999);
+            let mut a = sweep_quote(&mut x, i, yes, 0);
+            let mut b = sweep_quote(&mut x, i, 0, no);
+            a.taker_fee_ppm = (i % 2) as u32;
+            b.taker_fee_ppm = 0;
+            let size = 1 + xorshift(&mut x) % 5_000_000;
+            let trade = (yes, no, size);
+            for (av, bv) in [
+                (Venue::Kalshi, Venue::Polymarket),
+                (Venue::Polymarket, Venue::Kalshi),
+            ] {
+                assert_eq!(net_wide(av, &a, bv, &b, trade, 0), None, "{trade:?}");
+                assert_eq!(direction(av, &a, bv, &b, &free), None, "{trade:?}");
+            }
+        }
+        // One micro-dollar under a dollar still trades when nothing else costs.
+        let a = quote(400_000, 0, 10_000, 0);
+        let b = quote(0, 599_999, 10_000, 0);
+        assert!(direction(Venue::Kalshi, &a, Venue::Polymarket, &b, &free).is_some());
     }
 
     #[test]
