@@ -460,6 +460,11 @@ impl BenchReport {
                     "8 bytes over loopback TCP to a task of an idle runtime",
                     &w.tcp,
                 ),
+                (
+                    "that task's next work: one Kalshi `orderbook_delta` parsed right after the read (the same code as below)",
+                    &w.work_after_wake,
+                ),
+                ("the same parse on a busy thread, back to back", &w.work_hot),
             ] {
                 let _ = writeln!(s, "| {what} | {} | {} |", q.count, quantiles(q));
             }

@@ -23,18 +23,51 @@ pub struct WakeFloor {
     pub spawn: LatencySummary,
     /// 8 bytes written to a loopback TCP socket, read by a task of an idle runtime.
     pub tcp: LatencySummary,
+    /// A fixed piece of the host's own work, parsing one Kalshi
+    /// `orderbook_delta`, timed by that task right after each read: what
+    /// any work after a wake costs on this machine.
+    pub work_after_wake: LatencySummary,
+    /// The same parse, timed back to back on a busy thread.
+    pub work_hot: LatencySummary,
 }
 
 /// `samples` hand-overs of each kind, one every `gap`. Blocking: run it off
 /// any runtime's worker threads.
 pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
     let clock = Clock(Instant::now());
+    let (tcp, work_after_wake) = tcp(samples, gap, clock)?;
     Ok(WakeFloor {
         gap,
         unpark: unpark(samples, gap, clock)?,
         spawn: spawn(samples, gap, clock)?,
-        tcp: tcp(samples, gap, clock)?,
+        tcp,
+        work_after_wake,
+        work_hot: work_hot(samples),
     })
+}
+
+/// A Kalshi `orderbook_delta` as the venue sends it: the work timed after each wake.
+const KALSHI_DELTA: &str = r#"{"type":"orderbook_delta","sid":2,"seq":3,"msg":{"market_ticker":"FED-23DEC-T3.00","market_id":"9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1","price_dollars":"0.960","delta_fp":"-54.00","side":"yes","ts":"2022-11-22T20:44:01Z","ts_ms":1669149841000}}"#;
+
+/// The parse, timed; its result kept from the optimiser.
+fn timed_work() -> Duration {
+    let started = Instant::now();
+    let parsed = crate::venues::kalshi::parse(std::hint::black_box(KALSHI_DELTA));
+    let took = started.elapsed();
+    assert!(parsed.is_ok(), "the fixed delta parses");
+    std::hint::black_box(parsed.ok());
+    took
+}
+
+fn work_hot(samples: usize) -> LatencySummary {
+    let hist = Histogram::default();
+    for _ in 0..samples {
+        timed_work();
+    }
+    for _ in 0..samples {
+        hist.record(timed_work());
+    }
+    hist.summary()
 }
 
 /// Nanoseconds since one shared start, never 0 (0 means "no stamp").
@@ -128,14 +161,20 @@ fn spawn(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencyS
     sent.map(|()| seen.hist.summary())
 }
 
-fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySummary> {
+/// The hop's latency, and the work timed after each read.
+fn tcp(
+    samples: usize,
+    gap: Duration,
+    clock: Clock,
+) -> anyhow::Result<(LatencySummary, LatencySummary)> {
     let runtime = idle_runtime()?;
     let (seen, answers) = Seen::new();
+    let work = Arc::new(Histogram::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     {
-        let seen = seen.clone();
+        let (seen, work) = (seen.clone(), work.clone());
         runtime.spawn(async move {
             use tokio::io::AsyncReadExt;
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -146,7 +185,11 @@ fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySum
             };
             let mut stamp = [0u8; 8];
             while socket.read_exact(&mut stamp).await.is_ok() {
-                seen.record(clock, u64::from_le_bytes(stamp));
+                let at = clock.now();
+                work.record(timed_work());
+                seen.hist
+                    .record_ns(at.saturating_sub(u64::from_le_bytes(stamp)));
+                let _ = seen.answer.send(());
             }
         });
     }
@@ -159,7 +202,7 @@ fn tcp(samples: usize, gap: Duration, clock: Clock) -> anyhow::Result<LatencySum
     });
     drop(client);
     runtime.shutdown_background();
-    sent.map(|()| seen.hist.summary())
+    sent.map(|()| (seen.hist.summary(), work.summary()))
 }
 
 #[cfg(test)]
@@ -173,6 +216,8 @@ mod tests {
             ("unpark", floor.unpark),
             ("spawn", floor.spawn),
             ("tcp", floor.tcp),
+            ("work after a wake", floor.work_after_wake),
+            ("work hot", floor.work_hot),
         ] {
             assert_eq!(s.count, 20, "{what}");
             assert!(s.p50_ns > 0 && s.p50_ns < 1_000_000_000, "{what}: {s:?}");
