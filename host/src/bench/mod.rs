@@ -453,6 +453,10 @@ impl BenchReport {
                     "p99.9",
                 ],
             );
+            let short = format!(
+                "the same with the reads {} µs apart (about a busy loopback cell's frames)",
+                wake::SHORT_GAP.as_micros()
+            );
             for (what, q) in [
                 ("a parked thread unparked", &w.unpark),
                 ("a task spawned onto an idle tokio runtime", &w.spawn),
@@ -464,6 +468,7 @@ impl BenchReport {
                     "that task's next work: one Kalshi `orderbook_delta` parsed right after the read (the same code as below)",
                     &w.work_after_wake,
                 ),
+                (short.as_str(), &w.work_after_short_wake),
                 ("the same parse on a busy thread, back to back", &w.work_hot),
             ] {
                 let _ = writeln!(s, "| {what} | {} | {} |", q.count, quantiles(q));

@@ -27,14 +27,21 @@ pub struct WakeFloor {
     /// `orderbook_delta`, timed by that task right after each read: what
     /// any work after a wake costs on this machine.
     pub work_after_wake: LatencySummary,
+    /// The same, with the reads `SHORT_GAP` apart: about a busy loopback
+    /// cell's spacing between frames.
+    pub work_after_short_wake: LatencySummary,
     /// The same parse, timed back to back on a busy thread.
     pub work_hot: LatencySummary,
 }
+
+/// The short gap for [`WakeFloor::work_after_short_wake`].
+pub const SHORT_GAP: Duration = Duration::from_micros(500);
 
 /// `samples` hand-overs of each kind, one every `gap`. Blocking: run it off
 /// any runtime's worker threads.
 pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
     let clock = Clock(Instant::now());
+    let (_, work_after_short_wake) = tcp(samples, SHORT_GAP, clock)?;
     let (tcp, work_after_wake) = tcp(samples, gap, clock)?;
     Ok(WakeFloor {
         gap,
@@ -42,6 +49,7 @@ pub fn measure(samples: usize, gap: Duration) -> anyhow::Result<WakeFloor> {
         spawn: spawn(samples, gap, clock)?,
         tcp,
         work_after_wake,
+        work_after_short_wake,
         work_hot: work_hot(samples),
     })
 }
@@ -217,6 +225,7 @@ mod tests {
             ("spawn", floor.spawn),
             ("tcp", floor.tcp),
             ("work after a wake", floor.work_after_wake),
+            ("work after a short wake", floor.work_after_short_wake),
             ("work hot", floor.work_hot),
         ] {
             assert_eq!(s.count, 20, "{what}");
