@@ -97,6 +97,8 @@ pub struct Loopback {
     pub windows: usize,
     pub traded: usize,
     pub book_updates: u64,
+    /// Kalshi orders that found no presigned signature ready and signed inline.
+    pub signed_inline: u64,
     /// The executor's own stages of the same trades.
     pub order_path: Vec<(&'static str, LatencySummary)>,
 }
@@ -448,6 +450,7 @@ async fn measure_on(
         .map(|t| (t.opportunity.pair, t.opportunity.found_at))
         .collect();
     let order_path = trading.executor.stages.summaries();
+    let signed_inline = trading.executor.clients().kalshi.orders_signed_inline();
     let handovers = trading.executor.stages.handovers();
     trading.stop().await;
     feeds.stop().await;
@@ -472,6 +475,7 @@ async fn measure_on(
         windows: matched.windows,
         traded: matched.traded,
         book_updates,
+        signed_inline,
         order_path,
     })
 }

@@ -381,7 +381,7 @@ impl BenchReport {
                     "plugins",
                     "start-up (all books in and evaluated)",
                     "book updates",
-                    "trades (windows)",
+                    "trades (windows; Kalshi orders signed inline, no presigned signature ready)",
                     "tick-to-decision: book message received → plugins decided, p50 / p99 / p99.9 (target p99 < 20 µs)",
                     "the host's own clock: the trade's book message received → both order sends polled once (each writes its request on an open order-line connection), p50 / p99 / p99.9",
                     "tick-to-order: the trade's book message received → both order requests written to their sockets (kernel receive stamps), p50 / p99 / p99.9 (target p99 < 1 ms)",
@@ -393,7 +393,7 @@ impl BenchReport {
         for (l, rss) in &self.loopback {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.1} s | {} | {} ({}) | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.1} s | {} | {} ({}; {}) | {} | {} | {} | {} | {} |",
                 l.layout,
                 count(l.pairs as f64),
                 l.plugins,
@@ -401,6 +401,7 @@ impl BenchReport {
                 count(l.book_updates as f64),
                 l.traded,
                 l.windows,
+                l.signed_inline,
                 quantiles(&l.tick_to_decision).replace(" | ", " / "),
                 quantiles(&l.tick_to_hand_over).replace(" | ", " / "),
                 quantiles(&l.tick_to_order).replace(" | ", " / "),
@@ -646,6 +647,7 @@ mod tests {
                     windows: 0,
                     traded: 0,
                     book_updates: 0,
+                    signed_inline: 0,
                     order_path: stages,
                 },
                 None,

@@ -331,6 +331,11 @@ impl LegResult {
 }
 
 impl Executor {
+    /// The venues' order clients.
+    pub fn clients(&self) -> &VenueClients {
+        &self.clients
+    }
+
     /// An executor booking into `store` (the host's, so the API sees it).
     pub fn new(
         clients: Arc<VenueClients>,

@@ -9,12 +9,13 @@
 //! runs on a thread of its own at the lowest priority ([`background`]).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::auth::{AuthHeaders, KalshiSigner};
+use super::auth::{AuthError, AuthHeaders, KalshiSigner};
 use crate::venues::background::{self, Nudge};
 
 pub struct Presigner {
@@ -25,6 +26,8 @@ pub struct Presigner {
     ready: Mutex<VecDeque<(Instant, AuthHeaders)>>,
     used: Arc<Nudge>,
     refilled: Notify,
+    /// Asked for a signature and none was ready: an order signed inline.
+    misses: AtomicU64,
 }
 
 impl Drop for Presigner {
@@ -49,9 +52,10 @@ impl Presigner {
             ready: Mutex::new(VecDeque::new()),
             used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
+            misses: AtomicU64::new(0),
         });
         let taken = me.used.clone();
-        let refill = move |p: &Presigner| p.refill(&signer);
+        let refill = move |p: &Presigner| p.refill(|at_ms| signer.sign(at_ms, "POST", &p.path));
         if let Err(e) = background::keep_topped_up("kalshi-presign", &me, taken, refill) {
             tracing::warn!(error = %e, "no Kalshi presigning thread; orders sign inline");
         }
@@ -71,7 +75,13 @@ impl Presigner {
         }
         drop(ready);
         self.used.nudge();
+        self.misses.fetch_add(1, Ordering::Relaxed);
         None
+    }
+
+    /// How often [`Self::take`] found none ready (each an order signed inline).
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
     }
 
     /// Signatures ready now (for tests and metrics).
@@ -83,25 +93,34 @@ impl Presigner {
             .count()
     }
 
-    /// Drops signatures past half their life and makes up to `keep` new
-    /// ones; returns when to look again.
-    fn refill(&self, signer: &KalshiSigner) -> Duration {
+    /// Signatures made less than `renew_after` ago.
+    fn fresh(&self, renew_after: Duration) -> usize {
+        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        ready
+            .iter()
+            .filter(|(at, _)| at.elapsed() < renew_after)
+            .count()
+    }
+
+    /// Makes up to `keep` signatures to replace those past half their life,
+    /// then drops those; returns when to look again. `sign` signs the path
+    /// at a Unix time in milliseconds.
+    fn refill(&self, mut sign: impl FnMut(u64) -> Result<AuthHeaders, AuthError>) -> Duration {
         // Renewed at half their life, so a taken one always has time left.
         let renew_after = self.max_age / 2;
-        {
-            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-            ready.retain(|(at, _)| at.elapsed() < renew_after);
-        }
+        // Make before break: the old ones are still valid while their
+        // replacements are signed (2.5 ms each, at nice 19), and an order
+        // that comes meanwhile takes one instead of signing inline.
         // At most `keep` signatures a round: where they go stale faster than
         // they are made, the thread still waits (and sees the client go).
         for _ in 0..self.keep {
-            if self.ready() >= self.keep {
+            if self.fresh(renew_after) >= self.keep {
                 break;
             }
             // Aged from the timestamp it signs, not from when signing ended:
             // at nice 19 on busy cores that can be much later.
             let (signed_at, at_ms) = (Instant::now(), crate::venues::http::now_ms());
-            match signer.sign(at_ms, "POST", &self.path) {
+            match sign(at_ms) {
                 Ok(h) => {
                     self.ready
                         .lock()
@@ -115,6 +134,10 @@ impl Presigner {
                 }
             }
         }
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(at, _)| at.elapsed() < renew_after);
         renew_after.max(Duration::from_millis(10))
     }
 }
@@ -158,6 +181,56 @@ mod tests {
         assert_ne!(first, second, "each signature is used once");
     }
 
+    fn headers(signature: &str) -> AuthHeaders {
+        AuthHeaders {
+            key: "k".into(),
+            timestamp: "1".into(),
+            signature: signature.into(),
+        }
+    }
+
+    /// Signatures past half their life are replaced, but stay takeable
+    /// while their replacements are signed: an order arriving during a
+    /// renewal must not find the stock empty and sign inline (2.5 ms).
+    #[test]
+    fn old_signatures_stay_usable_until_their_replacements_are_made() {
+        // Past half of a 10 s life: due for renewal, still valid.
+        let old = Instant::now() - Duration::from_secs(6);
+        let p = Presigner {
+            path: "/x".into(),
+            keep: 2,
+            max_age: Duration::from_secs(10),
+            ready: Mutex::new(VecDeque::from([(old, headers("a")), (old, headers("b"))])),
+            used: Arc::new(Nudge::default()),
+            refilled: Notify::new(),
+            misses: AtomicU64::new(0),
+        };
+        let mut ready_while_signing = Vec::new();
+        let mut made = 0;
+        p.refill(|_| {
+            ready_while_signing.push(p.ready());
+            made += 1;
+            Ok(headers(&format!("new{made}")))
+        });
+        assert_eq!(
+            ready_while_signing,
+            [2, 3],
+            "the old ones stay until replaced"
+        );
+        assert_eq!(p.ready(), 2, "then the old ones go");
+        let mut left = [p.take().unwrap(), p.take().unwrap()].map(|h| h.signature);
+        left.sort();
+        assert_eq!(left, ["new1", "new2"]);
+        // Fresh enough: the next round signs nothing.
+        let mut signed = 0;
+        p.refill(|_| {
+            signed += 1;
+            Ok(headers("x"))
+        });
+        assert_eq!(signed, 2, "both were taken, so both are made again");
+        p.refill(|_| panic!("the stock is full and fresh"));
+    }
+
     #[tokio::test]
     async fn a_stale_signature_is_never_handed_out() {
         let p = Presigner {
@@ -174,7 +247,9 @@ mod tests {
             )])),
             used: Arc::new(Nudge::default()),
             refilled: Notify::new(),
+            misses: AtomicU64::new(0),
         };
         assert!(p.take().is_none());
+        assert_eq!(p.misses(), 1, "a miss is counted");
     }
 }

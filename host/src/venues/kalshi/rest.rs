@@ -183,6 +183,12 @@ impl KalshiRest {
         self.presigned.as_ref().map_or(0, |p| p.ready())
     }
 
+    /// Orders that found no presigned signature ready and signed inline
+    /// (about 2.5 ms on the order's path); 0 without presigning.
+    pub fn orders_signed_inline(&self) -> u64 {
+        self.presigned.as_ref().map_or(0, |p| p.misses())
+    }
+
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
