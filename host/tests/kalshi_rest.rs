@@ -153,3 +153,57 @@ async fn orders_are_found_by_venue_id_and_by_client_order_id() {
     };
     assert!(rest.orders(&other_market).await.unwrap().is_empty());
 }
+
+/// Orders and balance reads go with signatures made ahead of time (2.5 ms of
+/// RSA each, off the runtime), and the venue's signature check accepts them.
+#[tokio::test]
+async fn orders_and_balance_reads_use_signatures_made_ahead() {
+    let (private, public) = support::rsa_pems();
+    let pair = support::pair("fed");
+    let sim = sim::start(SimConfig {
+        pairs: vec![SimPair::from(&pair)],
+        scenario: Scenario {
+            seed: 3,
+            tick_ms: 3_600_000,
+            events: Vec::new(),
+        },
+        kalshi_auth: Some(sim::kalshi_signature_check(
+            KalshiVerifier::from_public_pem(&public).unwrap(),
+        )),
+    })
+    .await
+    .unwrap();
+    sim.replace_books(0, support::order_books()).await;
+    let signer = Arc::new(KalshiSigner::from_pem("key-id", &private, Path::new("test")).unwrap());
+    let rest = KalshiRest::new(&sim.kalshi_rest_url, Some(signer))
+        .unwrap()
+        .with_presigned_orders(2, std::time::Duration::from_secs(30));
+    tokio::time::timeout(std::time::Duration::from_secs(60), rest.presigned_filled())
+        .await
+        .expect("signatures made within 60 s");
+    assert_eq!((rest.presigned_ready(), rest.balance_reads_ready()), (2, 2));
+
+    // Each finds a signature ready (none misses), so none signs inline; which
+    // presigner serves which request is checked in `rest.rs`'s unit tests.
+    rest.balance()
+        .await
+        .expect("a presigned balance read is accepted");
+    let fok = support::order(
+        Venue::Kalshi,
+        "leg-1",
+        Outcome::Yes,
+        "0.45",
+        10,
+        TimeInForce::FillOrKill,
+    );
+    rest.create_order(&fok, "KX-fed")
+        .await
+        .expect("a presigned order is accepted");
+    assert_eq!(
+        (
+            rest.orders_signed_inline(),
+            rest.balance_reads_signed_inline()
+        ),
+        (0, 0)
+    );
+}

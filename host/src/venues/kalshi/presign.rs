@@ -19,6 +19,8 @@ use super::auth::{AuthError, AuthHeaders, KalshiSigner};
 use crate::venues::background::{self, Nudge};
 
 pub struct Presigner {
+    /// The signed method, e.g. `POST`.
+    pub method: &'static str,
     /// The signed path, e.g. `/trade-api/v2/portfolio/events/orders`.
     pub path: String,
     keep: usize,
@@ -26,7 +28,7 @@ pub struct Presigner {
     ready: Mutex<VecDeque<(Instant, AuthHeaders)>>,
     used: Arc<Nudge>,
     refilled: Notify,
-    /// Asked for a signature and none was ready: an order signed inline.
+    /// Asked for a signature and none was ready: a request signed inline.
     misses: AtomicU64,
 }
 
@@ -37,15 +39,17 @@ impl Drop for Presigner {
 }
 
 impl Presigner {
-    /// Starts keeping `keep` signatures for `POST path`, each at most
+    /// Starts keeping `keep` signatures for `method path`, each at most
     /// `max_age` old. The signing thread ends with the presigner.
     pub fn start(
         signer: Arc<KalshiSigner>,
+        method: &'static str,
         path: String,
         keep: usize,
         max_age: Duration,
     ) -> Arc<Self> {
         let me = Arc::new(Presigner {
+            method,
             path,
             keep: keep.max(1),
             max_age,
@@ -55,7 +59,7 @@ impl Presigner {
             misses: AtomicU64::new(0),
         });
         let taken = me.used.clone();
-        let refill = move |p: &Presigner| p.refill(|at_ms| signer.sign(at_ms, "POST", &p.path));
+        let refill = move |p: &Presigner| p.refill(|at_ms| signer.sign(at_ms, p.method, &p.path));
         if let Err(e) = background::keep_topped_up("kalshi-presign", &me, taken, refill) {
             tracing::warn!(error = %e, "no Kalshi presigning thread; orders sign inline");
         }
@@ -79,9 +83,20 @@ impl Presigner {
         None
     }
 
-    /// How often [`Self::take`] found none ready (each an order signed inline).
+    /// How often [`Self::take`] found none ready (each a request signed inline).
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Returns once `keep` signatures are ready.
+    pub async fn filled(&self) {
+        loop {
+            let refilled = self.refilled.notified();
+            if self.ready() >= self.keep {
+                return;
+            }
+            refilled.await;
+        }
     }
 
     /// Signatures ready now (for tests and metrics).
@@ -173,7 +188,7 @@ mod tests {
         let signer = signer();
         let verifier = signer.verifier();
         let path = "/trade-api/v2/portfolio/events/orders".to_string();
-        let p = Presigner::start(signer, path.clone(), 2, Duration::from_secs(10));
+        let p = Presigner::start(signer, "POST", path.clone(), 2, Duration::from_secs(10));
         let first = next(&p).await;
         verifier.verify(&first, "POST", &path).unwrap();
         let second = next(&p).await;
@@ -197,6 +212,7 @@ mod tests {
         // Past half of a 10 s life: due for renewal, still valid.
         let old = Instant::now() - Duration::from_secs(6);
         let p = Presigner {
+            method: "POST",
             path: "/x".into(),
             keep: 2,
             max_age: Duration::from_secs(10),
@@ -234,6 +250,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_signature_is_never_handed_out() {
         let p = Presigner {
+            method: "POST",
             path: "/x".into(),
             keep: 1,
             max_age: Duration::from_millis(1),

@@ -61,6 +61,10 @@ pub struct KalshiFill {
 
 /// The V2 create-order endpoint (below the base path).
 const ORDER_PATH: &str = "/portfolio/events/orders";
+const BALANCE_PATH: &str = "/portfolio/balance";
+/// Balance reads come once a second from the executor's refresh, and now
+/// and then from a trade's pre-check.
+const BALANCE_READS_KEPT: usize = 2;
 
 /// A cancel's answer; `reduced_by` is parsed defensively (§1.6 names two forms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +119,9 @@ pub struct KalshiRest {
     /// The base URL's path (`/trade-api/v2`), part of every signed path.
     prefix: String,
     signer: Option<Arc<KalshiSigner>>,
-    /// Order-endpoint signatures made ahead of time ([`KalshiRest::with_presigned_orders`]).
-    presigned: Option<Arc<super::presign::Presigner>>,
+    /// Signatures made ahead of time for the order and balance endpoints
+    /// ([`KalshiRest::with_presigned_orders`]).
+    presigned: Vec<Arc<super::presign::Presigner>>,
     retry: RetryPolicy,
 }
 
@@ -155,7 +160,7 @@ impl KalshiRest {
             base,
             prefix,
             signer,
-            presigned: None,
+            presigned: Vec::new(),
             retry: RetryPolicy::default(),
         })
     }
@@ -168,25 +173,67 @@ impl KalshiRest {
         if let Some(signer) = &self.signer
             && !max_age.is_zero()
         {
-            self.presigned = Some(super::presign::Presigner::start(
-                signer.clone(),
-                format!("{}{ORDER_PATH}", self.prefix),
-                keep,
-                max_age,
-            ));
+            self.presigned = vec![
+                super::presign::Presigner::start(
+                    signer.clone(),
+                    "POST",
+                    format!("{}{ORDER_PATH}", self.prefix),
+                    keep,
+                    max_age,
+                ),
+                // The executor reads balances every second, on a runtime
+                // worker: signed there, each read held it (and any order or
+                // book message behind it) for 2.5 ms.
+                super::presign::Presigner::start(
+                    signer.clone(),
+                    "GET",
+                    format!("{}{BALANCE_PATH}", self.prefix),
+                    BALANCE_READS_KEPT,
+                    max_age,
+                ),
+            ];
         }
         self
     }
 
     /// Order signatures ready now (0 without presigning).
     pub fn presigned_ready(&self) -> usize {
-        self.presigned.as_ref().map_or(0, |p| p.ready())
+        self.order_presigner().map_or(0, |p| p.ready())
     }
 
     /// Orders that found no presigned signature ready and signed inline
     /// (about 2.5 ms on the order's path); 0 without presigning.
     pub fn orders_signed_inline(&self) -> u64 {
-        self.presigned.as_ref().map_or(0, |p| p.misses())
+        self.order_presigner().map_or(0, |p| p.misses())
+    }
+
+    /// Balance-read signatures ready now (0 without presigning).
+    pub fn balance_reads_ready(&self) -> usize {
+        self.presigner("GET", BALANCE_PATH).map_or(0, |p| p.ready())
+    }
+
+    /// Returns once every presigner holds all the signatures it keeps.
+    pub async fn presigned_filled(&self) {
+        for p in &self.presigned {
+            p.filled().await;
+        }
+    }
+
+    /// Balance reads that found no presigned signature ready and signed inline.
+    pub fn balance_reads_signed_inline(&self) -> u64 {
+        self.presigner("GET", BALANCE_PATH)
+            .map_or(0, |p| p.misses())
+    }
+
+    fn order_presigner(&self) -> Option<&super::presign::Presigner> {
+        self.presigner("POST", ORDER_PATH)
+    }
+
+    fn presigner(&self, method: &str, path: &str) -> Option<&super::presign::Presigner> {
+        self.presigned
+            .iter()
+            .find(|p| p.method == method && p.path.strip_prefix(&self.prefix) == Some(path))
+            .map(|p| &**p)
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -220,7 +267,7 @@ impl KalshiRest {
     /// account's default view.
     pub async fn balance_on(&self, exchange_index: Option<i32>) -> Result<Usd, KalshiError> {
         let query = exchange_index.map_or(String::new(), |i| format!("?exchange_index={i}"));
-        let (status, body) = self.get("/portfolio/balance", &query).await?;
+        let (status, body) = self.get(BALANCE_PATH, &query).await?;
         serde_json::from_str::<BalanceResponse>(&body)
             .map_err(|e| unreadable(status, e))?
             .available()
@@ -510,12 +557,8 @@ impl KalshiRest {
             // Kalshi's 429 rarely says how long; when it does, in seconds.
             |status, retry_after| (status == 429).then(|| retry_after.and_then(secs)),
             || {
-                // A ready-made order signature, if any; else sign now.
-                let presigned = self
-                    .presigned
-                    .as_ref()
-                    .filter(|p| placing && p.path == signed_path)
-                    .and_then(|p| p.take());
+                // A ready-made signature, if any; else sign now.
+                let presigned = self.presigner(method.as_str(), path).and_then(|p| p.take());
                 let headers = match (presigned, &self.signer) {
                     (Some(h), _) => Some(h),
                     (None, Some(signer)) => Some(
@@ -582,6 +625,42 @@ fn parse_fill(f: &Value) -> Option<KalshiFill> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each request takes from the presigner of its own method and path:
+    /// orders from `POST …/orders`, balance reads from `GET …/balance`, and
+    /// nothing else from either.
+    #[test]
+    fn requests_find_the_presigner_of_their_method_and_path() {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let signer = KalshiSigner::from_pem("key-id", &pem, std::path::Path::new("t")).unwrap();
+        let rest = KalshiRest::new("http://127.0.0.1:9/trade-api/v2", Some(Arc::new(signer)))
+            .unwrap()
+            .with_presigned_orders(2, Duration::from_secs(30));
+        let found = |method, path| {
+            rest.presigner(method, path)
+                .map(|p| (p.method, p.path.clone()))
+        };
+        assert_eq!(
+            found("POST", ORDER_PATH),
+            Some(("POST", format!("/trade-api/v2{ORDER_PATH}")))
+        );
+        assert_eq!(
+            found("GET", BALANCE_PATH),
+            Some(("GET", format!("/trade-api/v2{BALANCE_PATH}")))
+        );
+        assert_eq!(found("GET", ORDER_PATH), None);
+        assert_eq!(found("POST", BALANCE_PATH), None);
+        assert_eq!(found("GET", "/portfolio/positions"), None);
+        let unsigned = KalshiRest::new("http://127.0.0.1:9/trade-api/v2", None)
+            .unwrap()
+            .with_presigned_orders(2, Duration::from_secs(30));
+        assert!(
+            unsigned.presigner("POST", ORDER_PATH).is_none(),
+            "nothing to sign with"
+        );
+    }
 
     #[test]
     fn fills_are_read_from_the_documented_fields() {
