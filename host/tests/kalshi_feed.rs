@@ -14,8 +14,8 @@ use doubletime::domain::events::FeedStatus;
 use doubletime::domain::{PairFees, PairId, Size, Venue};
 use doubletime::sim::{self, ArbDirection, EventKind, Scenario, SimConfig, SimHandle, SimPair};
 use doubletime::venues::feed::{BookWriter, FeedStats};
+use doubletime::venues::kalshi::KalshiSigner;
 use doubletime::venues::kalshi::ws::{OrderbookFeedConfig, run_orderbook_feed};
-use doubletime::venues::kalshi::{KalshiSigner, KalshiVerifier};
 use support::WAIT;
 
 fn in_sync(books: &BookStore, sim: &SimHandle) -> bool {
@@ -70,19 +70,7 @@ async fn signed_feed_builds_books_resyncs_on_gaps_and_reconnects() {
     let (private, public) = support::rsa_pems();
     let dir = tempfile::tempdir().unwrap();
     let pair = support::pair("fed");
-    let sim = sim::start(SimConfig {
-        pairs: vec![SimPair::from(&pair)],
-        scenario: Scenario {
-            seed: 5,
-            tick_ms: 3_600_000,
-            events: Vec::new(),
-        },
-        kalshi_auth: Some(sim::kalshi_signature_check(
-            KalshiVerifier::from_public_pem(&public).unwrap(),
-        )),
-    })
-    .await
-    .unwrap();
+    let sim = support::signed_sim(std::slice::from_ref(&pair), 5, &public).await;
     let books = Arc::new(BookStore::new());
     books.add(pair.clone(), PairFees::default(), Size::whole(5));
     let bus = Arc::new(Bus::default());

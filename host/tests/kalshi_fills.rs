@@ -13,11 +13,11 @@ use doubletime::books::BookStore;
 use doubletime::bus::{Bus, StatusEvent};
 use doubletime::domain::events::FeedStatus;
 use doubletime::domain::{Action, Outcome, PairFees, Size, TimeInForce, Usd, Venue};
-use doubletime::sim::{self, EventKind, Scenario, SimConfig, SimHandle, SimPair};
+use doubletime::sim::{EventKind, SimHandle};
 use doubletime::venues::feed::{BookWriter, FeedStats};
 use doubletime::venues::kalshi::rest::KalshiRest;
 use doubletime::venues::kalshi::ws::{FILLS_SUBSCRIBED, OrderbookFeedConfig, run_orderbook_feed};
-use doubletime::venues::kalshi::{KalshiFillEvent, KalshiSigner, KalshiVerifier};
+use doubletime::venues::kalshi::{KalshiFillEvent, KalshiSigner};
 use rust_decimal_macros::dec;
 use support::{WAIT, p};
 use tokio::sync::broadcast;
@@ -25,20 +25,7 @@ use tokio::sync::broadcast;
 const KEY_ID: &str = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c";
 
 async fn signed_sim(public: &str) -> SimHandle {
-    let pair = support::pair("fed");
-    let sim = sim::start(SimConfig {
-        pairs: vec![SimPair::from(&pair)],
-        scenario: Scenario {
-            seed: 3,
-            tick_ms: 3_600_000,
-            events: Vec::new(),
-        },
-        kalshi_auth: Some(sim::kalshi_signature_check(
-            KalshiVerifier::from_public_pem(public).unwrap(),
-        )),
-    })
-    .await
-    .unwrap();
+    let sim = support::signed_sim(&[support::pair("fed")], 3, public).await;
     sim.replace_books(0, support::order_books()).await;
     sim
 }

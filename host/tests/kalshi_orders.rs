@@ -15,12 +15,12 @@ use doubletime::bus::Bus;
 use doubletime::domain::{
     Action, KalshiFees, Outcome, PairFees, PairId, Size, TimeInForce, Usd, Venue,
 };
-use doubletime::sim::{self, Scenario, SimConfig, SimHandle, SimPair};
+use doubletime::sim::{self, SimHandle};
 use doubletime::venues::feed::{BookWriter, FeedStats};
 use doubletime::venues::http::RetryPolicy;
 use doubletime::venues::kalshi::rest::KalshiRest;
 use doubletime::venues::kalshi::ws::{OrderbookFeedConfig, run_orderbook_feed};
-use doubletime::venues::kalshi::{FillStatus, KalshiError, KalshiSigner, KalshiVerifier};
+use doubletime::venues::kalshi::{FillStatus, KalshiError, KalshiSigner};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use support::{WAIT, p};
@@ -37,19 +37,7 @@ struct Venue1 {
 async fn venue() -> Venue1 {
     let (private, public) = support::rsa_pems();
     let pairs = [support::pair("fed"), support::pair("cpi")];
-    let sim = sim::start(SimConfig {
-        pairs: pairs.iter().map(SimPair::from).collect(),
-        scenario: Scenario {
-            seed: 3,
-            tick_ms: 3_600_000,
-            events: Vec::new(),
-        },
-        kalshi_auth: Some(sim::kalshi_signature_check(
-            KalshiVerifier::from_public_pem(&public).unwrap(),
-        )),
-    })
-    .await
-    .unwrap();
+    let sim = support::signed_sim(&pairs, 3, &public).await;
     sim.replace_books(0, support::order_books()).await;
     sim.replace_books(1, support::order_books()).await;
     let signer = Arc::new(KalshiSigner::from_pem(KEY_ID, &private, Path::new("test")).unwrap());

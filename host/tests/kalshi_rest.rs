@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use doubletime::domain::{KalshiFeeType, KalshiFees, Outcome, TimeInForce, Venue};
 use doubletime::sim::accounts::SimFeeChange;
-use doubletime::sim::{self, Scenario, SimConfig, SimPair};
 use doubletime::venues::kalshi::messages::{OrderStatus, SeriesFeeType};
 use doubletime::venues::kalshi::rest::{KalshiRest, OrderQuery};
-use doubletime::venues::kalshi::{KalshiError, KalshiSigner, KalshiVerifier};
+use doubletime::venues::kalshi::{KalshiError, KalshiSigner};
 use rust_decimal_macros::dec;
 
 #[tokio::test]
@@ -78,19 +77,7 @@ async fn series_fee_info_and_scheduled_fee_changes_are_typed() {
 async fn orders_are_found_by_venue_id_and_by_client_order_id() {
     let (private, public) = support::rsa_pems();
     let pair = support::pair("fed");
-    let sim = sim::start(SimConfig {
-        pairs: vec![SimPair::from(&pair)],
-        scenario: Scenario {
-            seed: 3,
-            tick_ms: 3_600_000,
-            events: Vec::new(),
-        },
-        kalshi_auth: Some(sim::kalshi_signature_check(
-            KalshiVerifier::from_public_pem(&public).unwrap(),
-        )),
-    })
-    .await
-    .unwrap();
+    let sim = support::signed_sim(std::slice::from_ref(&pair), 3, &public).await;
     sim.replace_books(0, support::order_books()).await;
     let signer = Arc::new(
         KalshiSigner::from_pem(
@@ -102,14 +89,7 @@ async fn orders_are_found_by_venue_id_and_by_client_order_id() {
     );
     let rest = KalshiRest::new(&sim.kalshi_rest_url, Some(signer)).unwrap();
 
-    let fok = support::order(
-        Venue::Kalshi,
-        "leg-1",
-        Outcome::Yes,
-        "0.45",
-        10,
-        TimeInForce::FillOrKill,
-    );
+    let fok = leg_1();
     let r1 = rest.create_order(&fok, "KX-fed").await.unwrap();
     // An IOC that finds nothing at 0.30 is still an order the venue keeps.
     let ioc = support::order(
@@ -160,19 +140,7 @@ async fn orders_are_found_by_venue_id_and_by_client_order_id() {
 async fn orders_and_balance_reads_use_signatures_made_ahead() {
     let (private, public) = support::rsa_pems();
     let pair = support::pair("fed");
-    let sim = sim::start(SimConfig {
-        pairs: vec![SimPair::from(&pair)],
-        scenario: Scenario {
-            seed: 3,
-            tick_ms: 3_600_000,
-            events: Vec::new(),
-        },
-        kalshi_auth: Some(sim::kalshi_signature_check(
-            KalshiVerifier::from_public_pem(&public).unwrap(),
-        )),
-    })
-    .await
-    .unwrap();
+    let sim = support::signed_sim(std::slice::from_ref(&pair), 3, &public).await;
     sim.replace_books(0, support::order_books()).await;
     let signer = Arc::new(KalshiSigner::from_pem("key-id", &private, Path::new("test")).unwrap());
     let rest = KalshiRest::new(&sim.kalshi_rest_url, Some(signer))
@@ -188,14 +156,7 @@ async fn orders_and_balance_reads_use_signatures_made_ahead() {
     rest.balance()
         .await
         .expect("a presigned balance read is accepted");
-    let fok = support::order(
-        Venue::Kalshi,
-        "leg-1",
-        Outcome::Yes,
-        "0.45",
-        10,
-        TimeInForce::FillOrKill,
-    );
+    let fok = leg_1();
     rest.create_order(&fok, "KX-fed")
         .await
         .expect("a presigned order is accepted");
@@ -206,4 +167,16 @@ async fn orders_and_balance_reads_use_signatures_made_ahead() {
         ),
         (0, 0)
     );
+}
+
+/// A fill-or-kill buy of 10 YES at 0.45, which the order books fill.
+fn leg_1() -> doubletime::domain::Order {
+    support::order(
+        Venue::Kalshi,
+        "leg-1",
+        Outcome::Yes,
+        "0.45",
+        10,
+        TimeInForce::FillOrKill,
+    )
 }

@@ -145,6 +145,30 @@ pub async fn quiet_sim(pairs: &[MarketPair]) -> doubletime::sim::SimHandle {
     .expect("simulator")
 }
 
+/// A simulator like [`quiet_sim`] (with its scenario's `seed`) that checks
+/// every Kalshi request's RSA-PSS signature against `public_pem`.
+pub async fn signed_sim(
+    pairs: &[MarketPair],
+    seed: u64,
+    public_pem: &str,
+) -> doubletime::sim::SimHandle {
+    use doubletime::sim::{Scenario, SimConfig, SimPair};
+    use doubletime::venues::kalshi::KalshiVerifier;
+    doubletime::sim::start(SimConfig {
+        pairs: pairs.iter().map(SimPair::from).collect(),
+        scenario: Scenario {
+            seed,
+            tick_ms: 3_600_000,
+            events: Vec::new(),
+        },
+        kalshi_auth: Some(doubletime::sim::kalshi_signature_check(
+            KalshiVerifier::from_public_pem(public_pem).expect("public key"),
+        )),
+    })
+    .await
+    .expect("simulator")
+}
+
 /// An arbitrage window event for `pair`.
 pub fn window(
     pair: &str,
