@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -29,7 +29,7 @@ use crate::domain::{BookError, PairId, UnixMicros, Venue};
 pub const BATCH_FRAMES: usize = 8;
 
 /// One read from a venue's WebSocket, sorted the way every feed treats it.
-pub enum SocketRead {
+enum SocketRead {
     Text(Utf8Bytes),
     /// Answered by flushing: tungstenite queues the pong.
     Ping,
@@ -40,7 +40,7 @@ pub enum SocketRead {
 }
 
 impl SocketRead {
-    pub fn of(read: Option<Result<Message, WsError>>) -> Self {
+    fn of(read: Option<Result<Message, WsError>>) -> Self {
         match read {
             Some(Ok(Message::Text(t))) => SocketRead::Text(t),
             Some(Ok(Message::Ping(_))) => SocketRead::Ping,
@@ -62,12 +62,48 @@ impl FrameBatch {
     /// The next read already waiting on `ws`, while the batch has room; `None`
     /// once it is full or nothing waits. A read is taken only when it will be
     /// applied: a frame read is never dropped.
-    pub fn next_read<S: Stream + Unpin>(&mut self, ws: &mut S) -> Option<Option<S::Item>> {
+    fn next_read<S: Stream + Unpin>(&mut self, ws: &mut S) -> Option<Option<S::Item>> {
         self.left = self.left.saturating_sub(1);
         if self.left == 0 {
             return None;
         }
         ws.next().now_or_never()
+    }
+
+    /// Applies `first`, just read, and then the reads already waiting on
+    /// `ws` while the batch has room: each text goes to `on_text`, whose
+    /// replies are sent back, and a ping is answered by flushing the pong
+    /// tungstenite queued. `Err(why)` once the session is over.
+    pub async fn apply<S>(
+        &mut self,
+        ws: &mut S,
+        first: Option<Result<Message, WsError>>,
+        mut on_text: impl FnMut(&str) -> Vec<Message>,
+    ) -> Result<(), String>
+    where
+        S: Stream<Item = Result<Message, WsError>> + Sink<Message> + Unpin,
+    {
+        let mut read = first;
+        loop {
+            match SocketRead::of(read) {
+                SocketRead::Text(t) => {
+                    for reply in on_text(t.as_str()) {
+                        if ws.send(reply).await.is_err() {
+                            return Err("send failed".to_string());
+                        }
+                    }
+                }
+                SocketRead::Ping => {
+                    let _ = ws.flush().await;
+                }
+                SocketRead::Other => {}
+                SocketRead::Ended(reason) => return Err(reason),
+            }
+            match self.next_read(ws) {
+                Some(next) => read = next,
+                None => return Ok(()),
+            }
+        }
     }
 }
 

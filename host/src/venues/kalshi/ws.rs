@@ -30,7 +30,7 @@ use super::messages::{Channel, Command, KalshiMessage, NoSidePricing, parse};
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, PairId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder, SocketRead};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
 
 #[derive(Clone)]
 pub struct OrderbookFeedConfig {
@@ -338,7 +338,7 @@ pub async fn run_orderbook_feed(
         );
         let reason = 'session: loop {
             crate::execution::let_queued_trades_go().await;
-            let mut frame = tokio::select! {
+            let frame = tokio::select! {
                 frame = ws.next() => frame,
                 _ = shutdown.changed() => {
                     let _ = ws.close(None).await;
@@ -346,28 +346,14 @@ pub async fn run_orderbook_feed(
                     return;
                 }
             };
-            // Frames already waiting go into the books before the plugins look.
-            let mut batch = writer.batch();
-            loop {
-                match SocketRead::of(frame) {
-                    SocketRead::Text(t) => {
-                        for reply in session.on_text(t.as_str()) {
-                            if ws.send(reply).await.is_err() {
-                                break 'session "send failed".to_string();
-                            }
-                        }
-                    }
-                    // Kalshi pings every 10 s.
-                    SocketRead::Ping => {
-                        let _ = ws.flush().await;
-                    }
-                    SocketRead::Other => {}
-                    SocketRead::Ended(reason) => break 'session reason,
-                }
-                match batch.next_read(&mut ws) {
-                    Some(next) => frame = next,
-                    None => break,
-                }
+            // Frames already waiting go into the books before the plugins
+            // look. Kalshi pings every 10 s; the batch answers.
+            let applied = writer
+                .batch()
+                .apply(&mut ws, frame, |text| session.on_text(text))
+                .await;
+            if let Err(reason) = applied {
+                break 'session reason;
             }
         };
         writer.session_lost(cfg.pairs.iter().map(|p| &p.id), reason);

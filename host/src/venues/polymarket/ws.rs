@@ -18,7 +18,7 @@ use crate::books::BookStore;
 use crate::domain::events::FeedStatus;
 use crate::domain::{MarketPair, Outcome, PairId, Price, TokenId, UnixMicros, Venue};
 use crate::strategy::now_micros;
-use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder, SocketRead};
+use crate::venues::feed::{Backoff, BookWriter, Frame, Recorder};
 
 #[derive(Debug, Clone)]
 pub struct MarketFeedConfig {
@@ -263,7 +263,7 @@ pub async fn run_market_feed(
         ping.tick().await;
         let reason = 'session: loop {
             crate::execution::let_queued_trades_go().await;
-            let mut frame = tokio::select! {
+            let frame = tokio::select! {
                 frame = ws.next() => frame,
                 _ = ping.tick() => {
                     if ws.send(Message::Text("PING".into())).await.is_err() { break "ping failed".to_string(); }
@@ -275,24 +275,19 @@ pub async fn run_market_feed(
                     return;
                 }
             };
-            // Frames already waiting go into the books before the plugins look.
-            let mut batch = writer.batch();
+            // Frames already waiting go into the books before the plugins
+            // look; books that drifted are re-fetched once they have.
             let mut drifted = Vec::new();
-            loop {
-                match SocketRead::of(frame) {
-                    SocketRead::Text(t) => session.on_text(t.as_str(), &mut drifted),
-                    SocketRead::Ping => {
-                        let _ = ws.flush().await;
-                    }
-                    SocketRead::Other => {}
-                    SocketRead::Ended(reason) => break 'session reason,
-                }
-                match batch.next_read(&mut ws) {
-                    Some(next) => frame = next,
-                    None => break,
-                }
+            let applied = writer
+                .batch()
+                .apply(&mut ws, frame, |text| {
+                    session.on_text(text, &mut drifted);
+                    Vec::new()
+                })
+                .await;
+            if let Err(reason) = applied {
+                break 'session reason;
             }
-            drop(batch);
             session.resync_drifted(drifted).await;
         };
         // No sequence numbers: after a break nothing can be trusted until the new snapshots.
