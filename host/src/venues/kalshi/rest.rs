@@ -167,30 +167,22 @@ impl KalshiRest {
 
     /// Keeps `keep` signatures of the order endpoint ready, each used once and
     /// at most `max_age` old, so placing an order does not sign on its path
-    /// (the body is not signed, §1.2). Needs a signer; the signing runs on a
-    /// low-priority thread of its own.
+    /// (the body is not signed, §1.2), and a few of the balance endpoint's.
+    /// Needs a signer; the signing runs on low-priority threads of its own.
     pub fn with_presigned_orders(mut self, keep: usize, max_age: Duration) -> Self {
         if let Some(signer) = &self.signer
             && !max_age.is_zero()
         {
+            let start = |method, path, keep| {
+                let signed_path = format!("{}{path}", self.prefix);
+                super::presign::Presigner::start(signer.clone(), method, signed_path, keep, max_age)
+            };
             self.presigned = vec![
-                super::presign::Presigner::start(
-                    signer.clone(),
-                    "POST",
-                    format!("{}{ORDER_PATH}", self.prefix),
-                    keep,
-                    max_age,
-                ),
+                start("POST", ORDER_PATH, keep),
                 // The executor reads balances every second, on a runtime
                 // worker: signed there, each read held it (and any order or
                 // book message behind it) for 2.5 ms.
-                super::presign::Presigner::start(
-                    signer.clone(),
-                    "GET",
-                    format!("{}{BALANCE_PATH}", self.prefix),
-                    BALANCE_READS_KEPT,
-                    max_age,
-                ),
+                start("GET", BALANCE_PATH, BALANCE_READS_KEPT),
             ];
         }
         self
