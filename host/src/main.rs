@@ -93,8 +93,12 @@ enum Command {
         #[arg(long)]
         strategy_thread: bool,
         /// Most waiting frames a feed applies before the plugins look
-        /// (`feed_batch_frames`; 1 decides after every frame).
-        #[arg(long, default_value_t = doubletime::venues::feed::BATCH_FRAMES)]
+        /// (`feed_batch_frames`, 1 to 1024; 1 decides after every frame).
+        #[arg(
+            long,
+            default_value_t = doubletime::venues::feed::BATCH_FRAMES,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
+        )]
         feed_batch_frames: usize,
         /// Run only these phases (comma-separated); all by default.
         #[arg(long, value_delimiter = ',')]
@@ -203,7 +207,7 @@ fn real_main() -> anyhow::Result<()> {
                 spin: Duration::from_micros(spin_us),
                 settings: doubletime::bench::HostSettings {
                     strategy_thread,
-                    batch_frames: feed_batch_frames.max(1),
+                    batch_frames: feed_batch_frames,
                 },
                 only,
                 layouts: layout,
@@ -216,6 +220,33 @@ fn real_main() -> anyhow::Result<()> {
         Command::Sim { scenario } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(doubletime::demo::run_sim(config, scenario))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bench's feed batch is bounded as `feed_batch_frames` is in the
+    /// configuration: out of range is refused, naming the flag.
+    #[test]
+    fn the_bench_refuses_a_feed_batch_out_of_range() {
+        let batch = |v: &str| {
+            Cli::try_parse_from(["doubletime", "bench", "--feed-batch-frames", v]).map(|cli| {
+                match cli.command {
+                    Some(Command::Bench {
+                        feed_batch_frames, ..
+                    }) => feed_batch_frames,
+                    _ => unreachable!("parsed as bench"),
+                }
+            })
+        };
+        assert_eq!(batch("1").unwrap(), 1);
+        assert_eq!(batch("1024").unwrap(), 1024);
+        for bad in ["0", "1025", "eight"] {
+            let err = batch(bad).expect_err("refused").to_string();
+            assert!(err.contains("--feed-batch-frames"), "{err}");
         }
     }
 }
